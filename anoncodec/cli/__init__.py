@@ -1,0 +1,3 @@
+"""Command line interface (``anoncodec --help``)."""
+
+__all__: list[str] = []

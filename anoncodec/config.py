@@ -1,0 +1,254 @@
+"""Typed configuration shared by every part of anoncodec.
+
+Stdlib only. Every dataclass is frozen, validates itself in ``__post_init__`` (raising
+:class:`~anoncodec.errors.ConfigError`) and round-trips through ``to_dict``/``from_dict``,
+so a checkpoint can carry the exact configuration that produced it. Defaults reproduce
+the paper (Liebender et al., 2024).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+from anoncodec.errors import ConfigError
+
+__all__ = [
+    "CodecConfig",
+    "RoiLossConfig",
+    "DataSourceConfig",
+    "TrainConfig",
+    "load_config_file",
+    "load_train_config",
+]
+
+T = TypeVar("T")
+
+ARCHITECTURES = ("factorized", "hyperprior")
+SOURCE_KINDS = ("crowdhuman", "coco", "footage")
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+class _Serializable:
+    """``to_dict``/``from_dict`` for (nested) frozen dataclasses; unknown keys are errors."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{cls.__name__}: expected a table/mapping, got {type(data).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ConfigError(
+                f"{cls.__name__}: unknown key(s) {unknown}; expected some of {sorted(fields)}"
+            )
+        kwargs: dict[str, Any] = {}
+        for name, value in data.items():
+            sub = _NESTED.get((cls.__name__, name))
+            if sub is not None and isinstance(value, list):
+                value = tuple(sub.from_dict(v) for v in value)
+            elif sub is not None:
+                value = sub.from_dict(value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            kwargs[name] = value
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"{cls.__name__}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class CodecConfig(_Serializable):
+    """Architecture of the learned codec.
+
+    Args:
+        architecture: registry key, ``"factorized"`` (Ballé 2018 fully factorized prior,
+            the paper's model) or ``"hyperprior"`` (scale hyperprior).
+        N: channels of the hidden layers.
+        M: channels of the latent ``y``.
+        extra_blocks: stride-2 conv+GDN blocks added to the 4 of Ballé's transforms (0-2);
+            each doubles the downsampling factor and the receptive field.
+    """
+
+    architecture: str = "factorized"
+    N: int = 128
+    M: int = 192
+    extra_blocks: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.architecture in ARCHITECTURES,
+               f"codec.architecture={self.architecture!r}; expected one of {ARCHITECTURES}")
+        _check(isinstance(self.N, int) and 1 <= self.N <= 1024, f"codec.N={self.N!r}; expected 1..1024")
+        _check(isinstance(self.M, int) and 1 <= self.M <= 1024, f"codec.M={self.M!r}; expected 1..1024")
+        _check(self.extra_blocks in (0, 1, 2), f"codec.extra_blocks={self.extra_blocks!r}; expected 0, 1 or 2")
+
+    @property
+    def downsampling(self) -> int:
+        """Factor by which the latent is smaller than the (padded) image."""
+        return 2 ** (4 + self.extra_blocks)
+
+
+@dataclass(frozen=True)
+class RoiLossConfig(_Serializable):
+    """Weights of the training objective (DESIGN.md section 1).
+
+    ``L = mse_weight*MSE + person_weight*L_{person_k}(persons)
+    + head_weight*L_{head_k}(heads) + rate_weight*bpp``, with
+    ``L_k(b) = |k - MSE(x_hat[b], x[b])|`` per box.
+    """
+
+    mse_weight: float = 1.0
+    person_weight: float = 1.0
+    person_k: float = 0.0
+    head_weight: float = 0.6
+    head_k: float = 1.0
+    rate_weight: float = 0.04
+    aux_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("mse_weight", "person_weight", "head_weight", "rate_weight", "aux_weight"):
+            value = getattr(self, name)
+            _check(isinstance(value, (int, float)) and value >= 0,
+                   f"loss.{name}={value!r}; expected a number >= 0")
+        for name in ("person_k", "head_k"):
+            value = getattr(self, name)
+            _check(isinstance(value, (int, float)) and 0 <= value <= 1,
+                   f"loss.{name}={value!r}; expected a number in [0, 1] (MSE of [0,1] images)")
+
+
+@dataclass(frozen=True)
+class DataSourceConfig(_Serializable):
+    """One training/validation source.
+
+    Args:
+        kind: ``"crowdhuman"`` (``.odgt`` + image dir), ``"coco"`` (person keypoint json +
+            image dir) or ``"footage"`` (video file or image folder, auto-annotated once).
+        path: the ``.odgt``/``.json`` annotation file, or the video/folder/image for footage.
+        images: image directory for crowdhuman/coco (default: beside the annotation file).
+        person_box: ``"full"`` or ``"visible"`` (CrowdHuman ``fbox``/``vbox``).
+        skip_ignored: drop boxes tagged ignore (CrowdHuman ``extra.ignore``, COCO ``iscrowd``).
+        skip_unsure_heads: drop CrowdHuman head boxes marked ignore/unsure.
+        frame_stride: for videos, annotate every n-th frame.
+        max_frames: cap on frames taken from a video/folder (0: no cap).
+        weight: relative sampling weight of this source in training batches.
+        val_fraction: share of the source held out for validation (by id, or by time for videos).
+    """
+
+    kind: str = "footage"
+    path: str = ""
+    images: str = ""
+    person_box: str = "full"
+    skip_ignored: bool = True
+    skip_unsure_heads: bool = False
+    frame_stride: int = 1
+    max_frames: int = 0
+    weight: float = 1.0
+    val_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        _check(self.kind in SOURCE_KINDS, f"data source kind={self.kind!r}; expected one of {SOURCE_KINDS}")
+        _check(bool(self.path), f"data source of kind {self.kind!r} needs a 'path'")
+        _check(self.person_box in ("full", "visible"),
+               f"person_box={self.person_box!r}; expected 'full' or 'visible'")
+        _check(isinstance(self.frame_stride, int) and self.frame_stride >= 1,
+               f"frame_stride={self.frame_stride!r}; expected an integer >= 1")
+        _check(isinstance(self.max_frames, int) and self.max_frames >= 0,
+               f"max_frames={self.max_frames!r}; expected an integer >= 0")
+        _check(self.weight > 0, f"weight={self.weight!r}; expected > 0")
+        _check(0 <= self.val_fraction < 1, f"val_fraction={self.val_fraction!r}; expected in [0, 1)")
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Serializable):
+    """Everything a training run needs; ``anoncodec train --config FILE`` reads it.
+
+    Relative paths in ``data`` and ``out_dir`` are resolved against the config file's folder.
+    """
+
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    loss: RoiLossConfig = field(default_factory=RoiLossConfig)
+    data: tuple[DataSourceConfig, ...] = ()
+    out_dir: str = "runs/train"
+    steps: int = 10000
+    batch_size: int = 8
+    crop_size: int = 256
+    # Zoom range of the scale augmentation: a crop of crop_size*s pixels is resized to
+    # crop_size, s drawn log-uniformly; s < 1 zooms in (heads look larger than in the source).
+    scale_min: float = 0.5
+    scale_max: float = 1.0
+    lr: float = 1e-4
+    aux_lr: float = 1e-3
+    clip_grad_norm: float = 1.0
+    checkpoint_every: int = 500
+    val_every: int = 500
+    val_images: int = 16
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "crop_size", "checkpoint_every", "val_every", "val_images"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and value >= 1, f"{name}={value!r}; expected an integer >= 1")
+        _check(self.crop_size % 16 == 0, f"crop_size={self.crop_size}; expected a multiple of 16")
+        _check(0 < self.scale_min <= self.scale_max,
+               f"scale_min={self.scale_min}, scale_max={self.scale_max}; expected 0 < min <= max")
+        _check(self.lr > 0 and self.aux_lr > 0, "lr and aux_lr must be > 0")
+        _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
+               f"device={self.device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        _check(isinstance(self.num_workers, int) and self.num_workers >= 0,
+               f"num_workers={self.num_workers!r}; expected an integer >= 0")
+
+
+_NESTED: dict[tuple[str, str], type] = {
+    ("TrainConfig", "codec"): CodecConfig,
+    ("TrainConfig", "loss"): RoiLossConfig,
+    ("TrainConfig", "data"): DataSourceConfig,
+}
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file into a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(path.read_text())
+        if suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(path.read_text())
+            return data or {}
+    except Exception as exc:  # parse errors of either library
+        raise ConfigError(f"cannot parse {path}: {exc}") from exc
+    raise ConfigError(f"config file {str(path)!r}: expected a .toml, .yaml or .yml file")
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    """Load a :class:`TrainConfig`, resolving relative paths against the file's folder."""
+    path = Path(path).resolve()
+    cfg = TrainConfig.from_dict(load_config_file(path))
+    base = path.parent
+
+    def resolve(p: str) -> str:
+        return p if not p or Path(p).is_absolute() else str((base / p).resolve())
+
+    data = tuple(
+        dataclasses.replace(src, path=resolve(src.path), images=resolve(src.images)) for src in cfg.data
+    )
+    return dataclasses.replace(cfg, data=data, out_dir=resolve(cfg.out_dir))

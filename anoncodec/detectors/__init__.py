@@ -1,0 +1,34 @@
+"""Offline detectors used to auto-annotate footage and to evaluate reconstructions.
+
+Numpy + onnxruntime + opencv only (``onnx`` optionally, to rewrite CenterFace's static
+graph); never torch. May import :mod:`anoncodec.errors`, :mod:`anoncodec.config` and
+:mod:`anoncodec.roi.boxes`. Both detectors return float32 ``[K, 5]`` arrays
+(x1, y1, x2, y2 in frame pixels, score).
+"""
+
+from anoncodec.detectors.face import (
+    CenterFaceDetector,
+    default_face_model_path,
+    face_to_head_box,
+)
+from anoncodec.detectors.nms import box_iou, nms
+from anoncodec.detectors.person import (
+    LetterboxParams,
+    YoloPersonDetector,
+    decode_yolo,
+    default_person_model_path,
+    letterbox,
+)
+
+__all__ = [
+    "CenterFaceDetector",
+    "default_face_model_path",
+    "face_to_head_box",
+    "YoloPersonDetector",
+    "default_person_model_path",
+    "LetterboxParams",
+    "letterbox",
+    "decode_yolo",
+    "nms",
+    "box_iou",
+]

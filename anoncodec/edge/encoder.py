@@ -1,0 +1,77 @@
+"""The camera-side encoder: ONNX Runtime analysis transform + entropy coder -> packet.
+
+Numpy, onnxruntime and anoncodec's errors/packet/entropy_coder only: no PyTorch, so it
+runs on a camera. Produces the same packets as ``FactorizedPrior.compress``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from anoncodec.entropy_coder import FactorizedTables
+from anoncodec.errors import ExportError, require
+from anoncodec.packet import MAX_SIDE, Packet, Stream, pack, padding
+
+__all__ = ["EdgeEncoder", "frame_to_input"]
+
+logger = logging.getLogger(__name__)
+
+
+def frame_to_input(frame_rgb: np.ndarray, factor: int) -> np.ndarray:
+    """uint8 ``[H,W,3]`` RGB -> float32 ``[1,3,H',W']`` in [0,1], edge-padded to ``factor``."""
+    if frame_rgb.dtype != np.uint8 or frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3:
+        raise ValueError(f"expected an RGB uint8 frame [H, W, 3], got {frame_rgb.dtype} {frame_rgb.shape}")
+    h, w = frame_rgb.shape[:2]
+    if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+        raise ValueError(f"frame {h}x{w} is outside 1..{MAX_SIDE} pixels per side")
+    pad_h, pad_w = padding(h, w, factor)
+    x = frame_rgb.astype(np.float32).transpose(2, 0, 1) / np.float32(255)
+    if pad_h or pad_w:
+        x = np.pad(x, ((0, 0), (0, pad_h), (0, pad_w)), mode="edge")
+    return x[None]
+
+
+class EdgeEncoder:
+    """Encode RGB frames into packet bytes with ONNX Runtime.
+
+    Args:
+        encoder_onnx: ``encoder.onnx`` from :func:`anoncodec.codec.onnx_export.export_codec`.
+        tables: the matching ``tables.npz``.
+        providers: ONNX Runtime execution providers (default: CPU).
+        threads: intra-op threads (0: ONNX Runtime's default).
+    """
+
+    def __init__(self, encoder_onnx: str | Path, tables: str | Path,
+                 providers: list[str] | None = None, threads: int = 0) -> None:
+        ort = require("onnxruntime", "edge")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(encoder_onnx), options,
+                                            providers=providers or ["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.tables = FactorizedTables.load(tables)
+        if meta.get("anoncodec_model_id") != self.tables.model_id.hex():
+            raise ExportError(f"{encoder_onnx} (model {meta.get('anoncodec_model_id')}) and {tables} "
+                              f"(model {self.tables.model_id.hex()}) come from different exports")
+        self.factor = int(meta["downsampling"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def analyze(self, frame_rgb: np.ndarray) -> np.ndarray:
+        """Run the analysis transform; returns ``y`` float32 ``[C, h, w]``."""
+        (y,) = self.session.run(None, {self.input_name: frame_to_input(frame_rgb, self.factor)})
+        return y[0]
+
+    def encode(self, frame_rgb: np.ndarray) -> Packet:
+        """Encode one uint8 ``[H,W,3]`` RGB frame into a :class:`Packet`."""
+        y = self.analyze(frame_rgb)
+        payload, _ = self.tables.encode(y)
+        h, w = frame_rgb.shape[:2]
+        return Packet(self.tables.model_id, "factorized", h, w, (Stream(tuple(int(d) for d in y.shape), payload),))
+
+    def encode_bytes(self, frame_rgb: np.ndarray) -> bytes:
+        """:meth:`encode` and serialize."""
+        return pack(self.encode(frame_rgb))

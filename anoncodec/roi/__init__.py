@@ -1,0 +1,9 @@
+"""Regions of interest: pixel boxes and the ROI loss.
+
+``boxes`` is numpy only; ``loss`` needs torch and is imported lazily so that the data and
+detector code can use boxes without loading torch.
+"""
+
+from anoncodec.roi.boxes import as_boxes, box_areas, clip_boxes, scale_boxes, shift_boxes, xywh_to_xyxy
+
+__all__ = ["as_boxes", "box_areas", "clip_boxes", "scale_boxes", "shift_boxes", "xywh_to_xyxy"]
