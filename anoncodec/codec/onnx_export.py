@@ -14,6 +14,7 @@ Each ONNX file carries the model id and downsampling factor in its metadata.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,12 +50,16 @@ def export_module(module: nn.Module, example: torch.Tensor, path: Path, input_na
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.onnx")
     try:
-        torch.onnx.export(
-            module, (example,), str(tmp), input_names=[input_name], output_names=[output_name],
-            dynamic_axes={input_name: {0: "batch", 2: "height", 3: "width"},
-                          output_name: {0: "batch", 2: "out_height", 3: "out_width"}},
-            opset_version=OPSET, dynamo=False,
-        )
+        with warnings.catch_warnings():
+            # The TorchScript exporter is deprecated but still shipped; it exports these plain
+            # conv/GDN graphs with dynamic H/W without needing onnxscript.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                module, (example,), str(tmp), input_names=[input_name], output_names=[output_name],
+                dynamic_axes={input_name: {0: "batch", 2: "height", 3: "width"},
+                              output_name: {0: "batch", 2: "out_height", 3: "out_width"}},
+                opset_version=OPSET, dynamo=False,
+            )
         model = onnx.load(str(tmp))
         for key, value in metadata.items():
             entry = model.metadata_props.add()

@@ -9,7 +9,10 @@ import csv
 import logging
 import math
 import random
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -100,6 +103,23 @@ def _batches(dataset, weights, cfg: TrainConfig, generator: torch.Generator) -> 
                         persistent_workers=cfg.num_workers > 0)
     while True:
         yield from loader
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """Treat SIGTERM like Ctrl-C (a last checkpoint is written); main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @torch.no_grad()
@@ -202,48 +222,49 @@ def train(cfg: TrainConfig, resume: bool = False, cache_dir: Path | None = None,
 
     model.train()
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="train", dynamic_ncols=True)
-    try:
-        while step < cfg.steps:
-            x, persons, heads = next(batches)
-            x = x.to(device)
-            persons = [p.to(device) for p in persons]
-            heads = [h.to(device) for h in heads]
-            out_ = model(x)
-            terms = objective(out_["x_hat"], x, out_["likelihoods"], persons, heads)
-            net_opt.zero_grad(set_to_none=True)
-            terms.loss.backward()
-            if cfg.clip_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
-            net_opt.step()
-            aux_loss = model.aux_loss() * cfg.loss.aux_weight
-            aux_opt.zero_grad(set_to_none=True)
-            aux_loss.backward()
-            aux_opt.step()
-            step += 1
-            logs = {"loss": terms.loss.item(), "mse": terms.mse.item(), "bpp": terms.bpp.item(),
-                    "person": terms.person_roi.item(), "head": terms.head_roi.item(), "aux": aux_loss.item()}
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
-            if writer is not None and step % 10 == 0:
-                for k, v in logs.items():
-                    writer.add_scalar(f"train/{k}", v, step)
-            if step % cfg.val_every == 0 or step == cfg.steps:
-                validation = validate(model, val_set, objective, device)
-                with csv_path.open("a", newline="") as f:
-                    csv.writer(f).writerow([step, f"{wall():.1f}"] + [f"{validation.get(c, float('nan')):.6g}"
-                                                                     for c in VAL_COLUMNS[2:]])
-                if writer is not None:
-                    for k, v in validation.items():
-                        writer.add_scalar(f"val/{k}", v, step)
-                logger.info("step %d validation %s", step, validation)
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                checkpoint()
-    except KeyboardInterrupt:
-        logger.warning("interrupted at step %d; saving %s", step, last)
-        checkpoint()
-        raise
-    finally:
-        bar.close()
-        if writer is not None:
-            writer.close()
+    with _sigterm_as_interrupt():
+        try:
+            while step < cfg.steps:
+                x, persons, heads = next(batches)
+                x = x.to(device)
+                persons = [p.to(device) for p in persons]
+                heads = [h.to(device) for h in heads]
+                out_ = model(x)
+                terms = objective(out_["x_hat"], x, out_["likelihoods"], persons, heads)
+                net_opt.zero_grad(set_to_none=True)
+                terms.loss.backward()
+                if cfg.clip_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
+                net_opt.step()
+                aux_loss = model.aux_loss() * cfg.loss.aux_weight
+                aux_opt.zero_grad(set_to_none=True)
+                aux_loss.backward()
+                aux_opt.step()
+                step += 1
+                logs = {"loss": terms.loss.item(), "mse": terms.mse.item(), "bpp": terms.bpp.item(),
+                        "person": terms.person_roi.item(), "head": terms.head_roi.item(), "aux": aux_loss.item()}
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
+                if writer is not None and step % 10 == 0:
+                    for k, v in logs.items():
+                        writer.add_scalar(f"train/{k}", v, step)
+                if step % cfg.val_every == 0 or step == cfg.steps:
+                    validation = validate(model, val_set, objective, device)
+                    with csv_path.open("a", newline="") as f:
+                        csv.writer(f).writerow([step, f"{wall():.1f}"] + [f"{validation.get(c, float('nan')):.6g}"
+                                                                         for c in VAL_COLUMNS[2:]])
+                    if writer is not None:
+                        for k, v in validation.items():
+                            writer.add_scalar(f"val/{k}", v, step)
+                    logger.info("step %d validation %s", step, validation)
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                    checkpoint()
+        except KeyboardInterrupt:
+            logger.warning("interrupted at step %d; saving %s", step, last)
+            checkpoint()
+            raise
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
     return TrainResult(checkpoint=last, steps=step, wall_s=wall(), validation=validation)

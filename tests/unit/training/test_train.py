@@ -112,3 +112,26 @@ def test_optimizer_split_is_disjoint_and_complete():
     net, aux = split_parameters(model)
     assert aux and all(n.endswith("quantiles") for n in aux)
     assert set(net) | set(aux) == {n for n, _ in model.named_parameters()}
+
+
+def test_sigterm_saves_checkpoint_like_ctrl_c(tmp_path, crowdhuman, monkeypatch):
+    import os
+    import signal
+
+    from anoncodec.roi import loss as loss_module
+
+    calls = {"n": 0}
+    original = loss_module.RoiObjective.forward
+
+    def terminate_on_fifth(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(loss_module.RoiObjective, "forward", terminate_on_fifth)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(tmp_path, crowdhuman, val_every=100), progress=False, tensorboard=False)
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["train"]["step"] in (4, 5)
+    assert signal.getsignal(signal.SIGTERM) is before
