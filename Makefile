@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: python3 not found: install Python 3.11 (apt-get install python3 python3-venv)" >&2; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 10))' || { echo "error: $(PYTHON) is older than 3.10; install Python 3.11" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "error: cannot create $(VENV): install the venv module (apt-get install python3-venv)" >&2; exit 1; }
-	$(PIP) install -q -c constraints.txt -e '.[torch,edge,export,dev]'
+	$(PIP) install -q -c constraints.txt -e '.[torch,edge,export,serve,dev]'
 	$(PIP) install -q -c constraints.txt --no-deps $(NODEPS)
 	@touch $(STAMP)
 

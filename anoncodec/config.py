@@ -21,6 +21,7 @@ __all__ = [
     "RoiLossConfig",
     "DataSourceConfig",
     "TrainConfig",
+    "ServeConfig",
     "load_config_file",
     "load_train_config",
 ]
@@ -209,6 +210,39 @@ class TrainConfig(_Serializable):
                f"device={self.device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
         _check(isinstance(self.num_workers, int) and self.num_workers >= 0,
                f"num_workers={self.num_workers!r}; expected an integer >= 0")
+
+
+@dataclass(frozen=True)
+class ServeConfig(_Serializable):
+    """How ``anoncodec serve`` runs the local ``tritonserver`` (pip ``nvidia-pytriton``).
+
+    Args:
+        repository: the model repository folder (filled by ``anoncodec export``).
+        host: address the three endpoints bind to (``0.0.0.0`` to accept remote cameras).
+        grpc_port: gRPC endpoint (cameras, ``tritonclient.grpc``).
+        http_port: HTTP/REST endpoint (also used to poll readiness).
+        metrics_port: Prometheus ``/metrics`` endpoint.
+        startup_timeout: seconds to wait for every model to be ready.
+        log_verbose: tritonserver ``--log-verbose`` level (0: off).
+    """
+
+    repository: str = "model_repository"
+    host: str = "127.0.0.1"
+    grpc_port: int = 8001
+    http_port: int = 8000
+    metrics_port: int = 8002
+    startup_timeout: float = 180.0
+    log_verbose: int = 0
+
+    def __post_init__(self) -> None:
+        _check(bool(self.repository), "serve.repository must name a model repository folder")
+        ports = (self.grpc_port, self.http_port, self.metrics_port)
+        for name, port in zip(("grpc_port", "http_port", "metrics_port"), ports):
+            _check(isinstance(port, int) and 1 <= port <= 65535, f"serve.{name}={port!r}; expected 1..65535")
+        _check(len(set(ports)) == 3, f"serve ports must differ, got grpc/http/metrics {ports}")
+        _check(self.startup_timeout > 0, f"serve.startup_timeout={self.startup_timeout!r}; expected > 0")
+        _check(isinstance(self.log_verbose, int) and self.log_verbose >= 0,
+               f"serve.log_verbose={self.log_verbose!r}; expected an integer >= 0")
 
 
 _NESTED: dict[tuple[str, str], type] = {

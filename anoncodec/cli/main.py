@@ -23,6 +23,8 @@ SUBCOMMANDS = {
     "train": ("train", "train the codec with the ROI loss from a TOML/YAML config"),
     "encode": ("codec_io", "encode an image into a packet (PyTorch or ONNX Runtime)"),
     "decode": ("codec_io", "decode a packet into an image"),
+    "export": ("serve", "export a checkpoint and a person detector into a Triton model repository"),
+    "serve": ("serve", "run the model repository on the local tritonserver (CPU) until Ctrl-C"),
     "demo": ("demo", "encode/decode the bundled samples with the demo checkpoint and report"),
 }
 

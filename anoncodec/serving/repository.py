@@ -1,0 +1,236 @@
+"""The Triton model repository's layout and every ``config.pbtxt``, generated in one place.
+
+Stdlib only. ``anoncodec export`` writes these files; ``model_repository/`` in the source
+tree holds the output for the default options (a unit test keeps the two identical).
+
+Stages (one Triton model each; ``*`` = ONNX model, the others are python-backend models)::
+
+    anonymize_frame:   frame_preprocess -> encoder* -> quantize -> decoder*
+                       -> decoder_postprocess -> detector* -> detector_postprocess
+    analyze_bitstream: entropy_decode -> decoder* -> decoder_postprocess
+                       -> detector* -> detector_postprocess
+
+The three ONNX stages can run on three backends (``--backend``): ``python`` (ONNX Runtime
+inside a python-backend model: the only one the pip ``tritonserver`` has), ``onnxruntime``
+(``onnxruntime_onnx``) or ``tensorrt`` (``tensorrt_plan``, ``model.plan`` built with trtexec).
+Their tensors keep the same names on every backend because the export renames the ONNX
+graph inputs/outputs to them. The pure python stages are kept apart from the ONNX stages so
+that an ONNX stage can be swapped for a GPU plan; python glue that runs back to back is
+fused (crop + uint8 + letterbox in ``decoder_postprocess``), which leaves 7 hops per frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "BACKENDS",
+    "ONNX_STAGES",
+    "PYTHON_STAGES",
+    "ENSEMBLES",
+    "RepositoryOptions",
+    "tensor_name",
+    "render_configs",
+    "write_configs",
+]
+
+BACKENDS = ("python", "onnxruntime", "tensorrt")
+
+# stage -> (inputs, outputs); each tensor: (short name, Triton type, dims). The tensor's
+# name is "<stage>_<short name>" (see tensor_name).
+Tensor = tuple[str, str, tuple[int, ...]]
+_STAGES: dict[str, tuple[tuple[Tensor, ...], tuple[Tensor, ...]]] = {
+    "frame_preprocess": ((("frame", "UINT8", (-1, -1, 3)),),
+                         (("x", "FP32", (1, 3, -1, -1)), ("size", "INT64", (2,)))),
+    "encoder": ((("x", "FP32", (1, 3, -1, -1)),), (("y", "FP32", (1, -1, -1, -1)),)),
+    "quantize": ((("y", "FP32", (1, -1, -1, -1)),),
+                 (("y_hat", "FP32", (1, -1, -1, -1)), ("bits", "INT64", (1,)))),
+    "entropy_decode": ((("packet", "BYTES", (1,)),),
+                       (("y_hat", "FP32", (1, -1, -1, -1)), ("size", "INT64", (2,)))),
+    "decoder": ((("y_hat", "FP32", (1, -1, -1, -1)),), (("x_hat", "FP32", (1, 3, -1, -1)),)),
+    "decoder_postprocess": ((("x_hat", "FP32", (1, 3, -1, -1)), ("size", "INT64", (2,))),
+                            (("frame", "UINT8", (-1, -1, 3)), ("images", "FP32", (1, 3, 0, 0)),
+                             ("letterbox", "FP64", (7,)))),
+    "detector": ((("images", "FP32", (1, 3, 0, 0)),), (("output", "FP32", (1, -1, -1)),)),
+    "detector_postprocess": ((("output", "FP32", (1, -1, -1)), ("letterbox", "FP64", (7,))),
+                             (("boxes", "FP32", (-1, 4)), ("scores", "FP32", (-1,)))),
+}
+ONNX_STAGES = ("encoder", "decoder", "detector")
+PYTHON_STAGES = tuple(s for s in _STAGES if s not in ONNX_STAGES)
+# dims 0 above are placeholders for the detector's input size (filled in by render_configs)
+
+# ensemble -> (inputs, outputs, steps); a step maps stage tensors (short names) to
+# ensemble tensors; UPPER_CASE names are the public contract of DESIGN.md section 4.
+_DETECT_STEPS = (
+    ("decoder", {"y_hat": "y_hat"}, {"x_hat": "x_hat"}),
+    ("decoder_postprocess", {"x_hat": "x_hat", "size": "size"},
+     {"frame": "ANONYMIZED", "images": "images", "letterbox": "letterbox"}),
+    ("detector", {"images": "images"}, {"output": "output"}),
+    ("detector_postprocess", {"output": "output", "letterbox": "letterbox"},
+     {"boxes": "BOXES", "scores": "SCORES"}),
+)
+_OUTPUTS: tuple[Tensor, ...] = (("ANONYMIZED", "UINT8", (-1, -1, 3)), ("BOXES", "FP32", (-1, 4)),
+                                 ("SCORES", "FP32", (-1,)))
+ENSEMBLES = {
+    "anonymize_frame": (
+        (("FRAME", "UINT8", (-1, -1, 3)),),
+        _OUTPUTS + (("BITS", "INT64", (1,)),),
+        (("frame_preprocess", {"frame": "FRAME"}, {"x": "x", "size": "size"}),
+         ("encoder", {"x": "x"}, {"y": "y"}),
+         ("quantize", {"y": "y"}, {"y_hat": "y_hat", "bits": "BITS"}))
+        + _DETECT_STEPS,
+    ),
+    "analyze_bitstream": (
+        (("PACKET", "BYTES", (1,)),),
+        _OUTPUTS,
+        (("entropy_decode", {"packet": "PACKET"}, {"y_hat": "y_hat", "size": "size"}),) + _DETECT_STEPS,
+    ),
+}
+
+
+def tensor_name(stage: str, short: str) -> str:
+    """Name of a stage tensor in Triton and in the exported ONNX graph, e.g. ``encoder_x``."""
+    return f"{stage}_{short}"
+
+
+def stage_tensors(stage: str) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+    """``(inputs, outputs)`` of ``stage`` with short names, types and dims."""
+    return _STAGES[stage]
+
+
+@dataclass(frozen=True)
+class RepositoryOptions:
+    """Everything the generated configs depend on (``anoncodec export`` flags).
+
+    Args:
+        backend: how the ONNX stages run: ``python`` (ONNX Runtime in the python backend,
+            CPU), ``onnxruntime`` (``onnxruntime_onnx``) or ``tensorrt`` (``tensorrt_plan``).
+        max_height: largest accepted frame height, pixels (frames and packets).
+        max_width: largest accepted frame width, pixels.
+        detector_height: the person detector's input height (letterbox size).
+        detector_width: the person detector's input width.
+        person_classes: detector class indices that count as a person.
+        conf: minimum person score.
+        iou: NMS IoU threshold.
+        max_det: most boxes returned per frame.
+        threads: ONNX Runtime intra-op threads of each python+ORT stage (0: ORT default).
+    """
+
+    backend: str = "python"
+    max_height: int = 2160
+    max_width: int = 3840
+    detector_height: int = 640
+    detector_width: int = 640
+    person_classes: tuple[int, ...] = (0, 1)
+    conf: float = 0.25
+    iou: float = 0.45
+    max_det: int = 300
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        from anoncodec.errors import ConfigError
+
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend={self.backend!r}; expected one of {BACKENDS}")
+        for name in ("max_height", "max_width", "detector_height", "detector_width", "max_det"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and 1 <= value <= 16384):
+                raise ConfigError(f"{name}={value!r}; expected an integer in 1..16384")
+        if not self.person_classes or min(self.person_classes) < 0:
+            raise ConfigError(f"person_classes={self.person_classes!r}; expected class indices >= 0")
+        if not (0 <= self.conf <= 1 and 0 <= self.iou <= 1):
+            raise ConfigError(f"conf={self.conf}, iou={self.iou}; expected values in [0, 1]")
+        if not (isinstance(self.threads, int) and self.threads >= 0):
+            raise ConfigError(f"threads={self.threads!r}; expected an integer >= 0")
+
+    def parameters(self, stage: str) -> dict[str, str]:
+        """The ``parameters`` block of a stage's config (strings, read back by the stage)."""
+        if stage == "frame_preprocess" or stage == "entropy_decode":
+            return {"max_height": str(self.max_height), "max_width": str(self.max_width)}
+        if stage == "decoder_postprocess":
+            return {"letterbox_height": str(self.detector_height), "letterbox_width": str(self.detector_width)}
+        if stage == "detector_postprocess":
+            return {"conf": repr(float(self.conf)), "iou": repr(float(self.iou)),
+                    "person_classes": ",".join(str(c) for c in self.person_classes),
+                    "max_det": str(self.max_det)}
+        if stage in ONNX_STAGES and self.backend == "python":
+            return {"intra_op_threads": str(self.threads)}
+        return {}
+
+
+def _dims(dims: tuple[int, ...], options: RepositoryOptions) -> str:
+    # 0 marks the detector's letterbox size (height, then width)
+    fill = iter((options.detector_height, options.detector_width))
+    return ", ".join(str(next(fill) if d == 0 else d) for d in dims)
+
+
+# Triton's config calls the BYTES wire type TYPE_STRING
+_CONFIG_TYPES = {"BYTES": "STRING"}
+
+
+def _tensors(kind: str, tensors: tuple[Tensor, ...], options: RepositoryOptions, prefix: str = "") -> str:
+    items = [
+        f'  {{\n    name: "{prefix + short}"\n    data_type: TYPE_{_CONFIG_TYPES.get(dtype, dtype)}\n    dims: [ {_dims(dims, options)} ]\n  }}'
+        for short, dtype, dims in tensors
+    ]
+    return f"{kind} [\n" + ",\n".join(items) + "\n]\n"
+
+
+def _parameters(params: dict[str, str]) -> str:
+    return "".join(
+        f'parameters {{\n  key: "{key}"\n  value: {{ string_value: "{value}" }}\n}}\n'
+        for key, value in params.items()
+    )
+
+
+def _stage_config(stage: str, options: RepositoryOptions) -> str:
+    inputs, outputs = _STAGES[stage]
+    head = f'name: "{stage}"\n'
+    if stage in ONNX_STAGES and options.backend == "onnxruntime":
+        head += 'platform: "onnxruntime_onnx"\ndefault_model_filename: "model.onnx"\n'
+    elif stage in ONNX_STAGES and options.backend == "tensorrt":
+        head += 'platform: "tensorrt_plan"\ndefault_model_filename: "model.plan"\n'
+    else:
+        head += 'backend: "python"\n'
+    text = head + "max_batch_size: 0\n"
+    text += _tensors("input", inputs, options, f"{stage}_")
+    text += _tensors("output", outputs, options, f"{stage}_")
+    if stage not in ONNX_STAGES or options.backend == "python":
+        # python stages (and ONNX Runtime inside python) run on the CPU
+        text += "instance_group [\n  {\n    count: 1\n    kind: KIND_CPU\n  }\n]\n"
+    return text + _parameters(options.parameters(stage))
+
+
+def _ensemble_config(name: str, options: RepositoryOptions) -> str:
+    inputs, outputs, steps = ENSEMBLES[name]
+    text = f'name: "{name}"\nplatform: "ensemble"\nmax_batch_size: 0\n'
+    text += _tensors("input", inputs, options) + _tensors("output", outputs, options)
+    rendered = []
+    for stage, in_map, out_map in steps:
+        maps = "".join(f'      input_map {{\n        key: "{stage}_{k}"\n        value: "{v}"\n      }}\n'
+                       for k, v in in_map.items())
+        maps += "".join(f'      output_map {{\n        key: "{stage}_{k}"\n        value: "{v}"\n      }}\n'
+                        for k, v in out_map.items())
+        rendered.append(f'    {{\n      model_name: "{stage}"\n      model_version: -1\n{maps}    }}')
+    return text + "ensemble_scheduling {\n  step [\n" + ",\n".join(rendered) + "\n  ]\n}\n"
+
+
+def render_configs(options: RepositoryOptions = RepositoryOptions()) -> dict[str, str]:
+    """``{model name: config.pbtxt text}`` for every stage and both ensembles."""
+    header = "# Generated by `anoncodec export` (anoncodec/serving/repository.py); edit that, not this.\n"
+    configs = {stage: header + _stage_config(stage, options) for stage in _STAGES}
+    configs.update({name: header + _ensemble_config(name, options) for name in ENSEMBLES})
+    return configs
+
+
+def write_configs(repository: str | Path, options: RepositoryOptions = RepositoryOptions()) -> list[Path]:
+    """Write every ``config.pbtxt`` (and the ``1/`` folders) into ``repository``."""
+    written = []
+    for name, text in render_configs(options).items():
+        folder = Path(repository) / name
+        (folder / "1").mkdir(parents=True, exist_ok=True)
+        path = folder / "config.pbtxt"
+        path.write_text(text)
+        written.append(path)
+    return written

@@ -1,0 +1,232 @@
+"""Stage objects: the files and parameters of one Triton model, bound to a stage function.
+
+May import numpy, onnxruntime and :mod:`anoncodec.serving.stages` (and what it imports);
+never torch or ``triton_python_backend_utils`` (see :mod:`anoncodec.serving.python_model`
+for the Triton side). Each stage is built from its model version folder (``<model>/1/``)
+and the string ``parameters`` of its ``config.pbtxt``, and maps short tensor names
+(``frame``, ``x``, ...) to numpy arrays, so it can be run and tested without a server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from anoncodec.entropy_coder import FactorizedTables
+from anoncodec.errors import ExportError
+from anoncodec.serving import stages
+from anoncodec.serving.repository import stage_tensors, tensor_name
+
+__all__ = ["Stage", "STAGES", "load_stage", "missing_files", "STAGE_FILES"]
+
+logger = logging.getLogger(__name__)
+
+Arrays = dict[str, np.ndarray]
+
+# files each stage reads from its version folder (written by `anoncodec export`)
+STAGE_FILES = {
+    "frame_preprocess": ("codec.json",),
+    "encoder": ("model.onnx",),
+    "quantize": ("tables.npz",),
+    "entropy_decode": ("codec.json", "tables.npz"),
+    "decoder": ("model.onnx",),
+    "decoder_postprocess": (),
+    "detector": ("model.onnx",),
+    "detector_postprocess": (),
+}
+
+
+def missing_files(version_dir: str | Path, stage: str) -> list[Path]:
+    """Files ``stage`` needs that are absent from ``version_dir``."""
+    return [Path(version_dir) / f for f in STAGE_FILES[stage] if not (Path(version_dir) / f).is_file()]
+
+
+def _file(version_dir: Path, name: str, stage: str) -> Path:
+    path = version_dir / name
+    if not path.is_file():
+        raise ExportError(f"stage {stage!r} needs {path}, which does not exist; run `anoncodec export` "
+                          "to fill the model repository")
+    return path
+
+
+def _int(params: Mapping[str, str], key: str, default: int) -> int:
+    return int(params.get(key, default))
+
+
+class Stage:
+    """Base class: subclasses set ``name`` and implement :meth:`run`."""
+
+    name = ""
+
+    def __init__(self, version_dir: str | Path, params: Mapping[str, str] | None = None) -> None:
+        self.version_dir = Path(version_dir)
+        self.params = dict(params or {})
+
+    @property
+    def input_names(self) -> list[str]:
+        return [tensor_name(self.name, t[0]) for t in stage_tensors(self.name)[0]]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [tensor_name(self.name, t[0]) for t in stage_tensors(self.name)[1]]
+
+    def run(self, inputs: Arrays) -> Arrays:
+        """Map short input names to arrays -> short output names to arrays."""
+        raise NotImplementedError
+
+    def __call__(self, tensors: Arrays) -> Arrays:
+        """Like :meth:`run`, with full tensor names (``<stage>_<short>``) on both sides."""
+        prefix = self.name + "_"
+        short = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in tensors.items()}
+        return {tensor_name(self.name, k): v for k, v in self.run(short).items()}
+
+    def close(self) -> None:
+        """Release resources (ONNX Runtime sessions)."""
+
+
+def _limits(params: Mapping[str, str]) -> stages.FrameLimits:
+    default = stages.FrameLimits()
+    return stages.FrameLimits(_int(params, "max_height", default.max_height),
+                              _int(params, "max_width", default.max_width))
+
+
+def _codec_info(version_dir: Path, stage: str) -> stages.CodecInfo:
+    return stages.CodecInfo.from_dict(json.loads(_file(version_dir, "codec.json", stage).read_text()))
+
+
+class FramePreprocess(Stage):
+    name = "frame_preprocess"
+
+    def __init__(self, version_dir, params=None):
+        super().__init__(version_dir, params)
+        self.codec = _codec_info(self.version_dir, self.name)
+        self.limits = _limits(self.params)
+
+    def run(self, inputs):
+        x, size = stages.preprocess_frame(inputs["frame"], self.codec.downsampling, self.limits)
+        return {"x": x, "size": size}
+
+
+class Quantize(Stage):
+    name = "quantize"
+
+    def __init__(self, version_dir, params=None):
+        super().__init__(version_dir, params)
+        self.tables = FactorizedTables.load(_file(self.version_dir, "tables.npz", self.name))
+
+    def run(self, inputs):
+        y_hat, bits = stages.quantize_latent(inputs["y"], self.tables)
+        return {"y_hat": y_hat, "bits": bits}
+
+
+class EntropyDecode(Stage):
+    name = "entropy_decode"
+
+    def __init__(self, version_dir, params=None):
+        super().__init__(version_dir, params)
+        self.codec = _codec_info(self.version_dir, self.name)
+        self.tables = FactorizedTables.load(_file(self.version_dir, "tables.npz", self.name))
+        if self.tables.model_id != self.codec.model_id:
+            raise ExportError(f"{self.version_dir}: tables.npz and codec.json come from different exports")
+        self.limits = _limits(self.params)
+
+    def run(self, inputs):
+        y_hat, size = stages.decode_packet(inputs["packet"], self.tables, self.codec, self.limits)
+        return {"y_hat": y_hat, "size": size}
+
+
+class DecoderPostprocess(Stage):
+    name = "decoder_postprocess"
+
+    def __init__(self, version_dir, params=None):
+        super().__init__(version_dir, params)
+        self.size = (_int(self.params, "letterbox_height", 640), _int(self.params, "letterbox_width", 640))
+
+    def run(self, inputs):
+        frame, images, params = stages.reconstruct(inputs["x_hat"], inputs["size"], self.size)
+        return {"frame": frame, "images": images, "letterbox": params}
+
+
+class DetectorPostprocess(Stage):
+    name = "detector_postprocess"
+
+    def __init__(self, version_dir, params=None):
+        super().__init__(version_dir, params)
+        self.conf = float(self.params.get("conf", 0.25))
+        self.iou = float(self.params.get("iou", 0.45))
+        self.person_classes = tuple(int(c) for c in self.params.get("person_classes", "0,1").split(","))
+        self.max_det = _int(self.params, "max_det", 300)
+
+    def run(self, inputs):
+        boxes, scores = stages.detections(inputs["output"], inputs["letterbox"], self.conf, self.iou,
+                                          self.person_classes, self.max_det)
+        return {"boxes": boxes, "scores": scores}
+
+
+class OnnxStage(Stage):
+    """An ONNX stage (encoder, decoder, detector) run with ONNX Runtime on the CPU.
+
+    The ONNX graph's input/output names are the stage's tensor names (the export renames
+    them), so the same ``model.onnx`` also serves under Triton's ``onnxruntime_onnx``.
+    """
+
+    def __init__(self, version_dir, params=None):
+        super().__init__(version_dir, params)
+        from anoncodec.detectors._onnx import ort_session
+
+        path = _file(self.version_dir, "model.onnx", self.name)
+        self.session = ort_session(path, threads=_int(self.params, "intra_op_threads", 0) or None)
+        names = [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
+        if names != (self.input_names, self.output_names):
+            raise ExportError(f"{path} has inputs {names[0]} and outputs {names[1]}; expected "
+                              f"{self.input_names} -> {self.output_names}: re-run `anoncodec export`")
+        self.input_type = self.session.get_inputs()[0].type
+
+    def run(self, inputs):
+        (short,) = [t[0] for t in stage_tensors(self.name)[0]]
+        x = np.asarray(inputs[short])
+        expected = np.float16 if self.input_type == "tensor(float16)" else np.float32
+        if x.dtype != np.float32 or x.ndim != 4 or x.shape[0] != 1:
+            raise stages.InvalidRequestError(f"{tensor_name(self.name, short)} must be float32 [1, C, H, W], "
+                                             f"got {x.dtype.name} {list(x.shape)}")
+        try:
+            outputs = self.session.run(self.output_names, {self.input_names[0]: x.astype(expected, copy=False)})
+        except Exception as exc:  # ONNX Runtime reports bad shapes as plain exceptions
+            if "INVALID_ARGUMENT" in str(exc) or "Invalid" in type(exc).__name__:
+                raise stages.InvalidRequestError(f"{self.name}: ONNX Runtime rejected the input: {exc}") from exc
+            raise
+        (out_short,) = [t[0] for t in stage_tensors(self.name)[1]]
+        return {out_short: np.asarray(outputs[0], dtype=np.float32)}
+
+    def close(self):
+        self.session = None
+
+
+class Encoder(OnnxStage):
+    name = "encoder"
+
+
+class Decoder(OnnxStage):
+    name = "decoder"
+
+
+class Detector(OnnxStage):
+    name = "detector"
+
+
+STAGES: dict[str, type[Stage]] = {
+    cls.name: cls
+    for cls in (FramePreprocess, Encoder, Quantize, EntropyDecode, Decoder, DecoderPostprocess,
+                Detector, DetectorPostprocess)
+}
+
+
+def load_stage(name: str, version_dir: str | Path, params: Mapping[str, str] | None = None) -> Stage:
+    """Build the stage ``name`` from its version folder and config parameters."""
+    if name not in STAGES:
+        raise ExportError(f"unknown stage {name!r}; expected one of {sorted(STAGES)}")
+    return STAGES[name](version_dir, params)

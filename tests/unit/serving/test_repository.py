@@ -1,0 +1,144 @@
+"""The generated Triton configs: committed files, backends, ensemble wiring, launcher checks."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+
+import pytest
+
+from anoncodec.errors import ConfigError, ExportError
+from anoncodec.serving.launcher import check_repository, find_tritonserver, port_in_use
+from anoncodec.serving.repository import (
+    ENSEMBLES,
+    ONNX_STAGES,
+    PYTHON_STAGES,
+    RepositoryOptions,
+    render_configs,
+    stage_tensors,
+    write_configs,
+)
+from anoncodec.serving.runtime import STAGES
+
+REPO = Path(__file__).resolve().parents[3] / "model_repository"
+
+
+def test_committed_configs_are_the_generated_defaults():
+    """Regenerate with ANONCODEC_REGENERATE=1 (or `anoncodec export`)."""
+    if os.environ.get("ANONCODEC_REGENERATE"):
+        write_configs(REPO)
+    for name, text in render_configs().items():
+        assert (REPO / name / "config.pbtxt").read_text() == text, f"{name}/config.pbtxt is stale"
+
+
+def test_every_stage_has_a_model_py_and_ensembles_an_empty_version():
+    assert set(STAGES) == set(PYTHON_STAGES) | set(ONNX_STAGES)
+    for stage in STAGES:
+        text = (REPO / stage / "1" / "model.py").read_text()
+        assert f'stage_model("{stage}")' in text and "ANONCODEC_SYS_PATH" in text
+    for name in ENSEMBLES:
+        assert [p.name for p in (REPO / name / "1").iterdir()] == [".gitkeep"]
+
+
+def test_public_contract_of_the_ensembles():
+    configs = render_configs()
+    frame, bitstream = configs["anonymize_frame"], configs["analyze_bitstream"]
+
+    def tensors(text, kind):
+        block = re.search(rf"^{kind} \[(.*?)^\]", text, re.S | re.M).group(1)
+        return re.findall(r'name: "(\w+)"\s+data_type: (\w+)\s+dims: \[ ([^\]]*) \]', block)
+
+    outputs = [("ANONYMIZED", "TYPE_UINT8", "-1, -1, 3"), ("BOXES", "TYPE_FP32", "-1, 4"),
+               ("SCORES", "TYPE_FP32", "-1")]
+    assert tensors(frame, "input") == [("FRAME", "TYPE_UINT8", "-1, -1, 3")]
+    assert tensors(frame, "output") == outputs + [("BITS", "TYPE_INT64", "1")]
+    assert tensors(bitstream, "input") == [("PACKET", "TYPE_STRING", "1")]
+    assert tensors(bitstream, "output") == outputs
+
+
+@pytest.mark.parametrize("name", sorted(ENSEMBLES))
+def test_ensemble_steps_are_wired(name):
+    inputs, outputs, steps = ENSEMBLES[name]
+    available = {t[0] for t in inputs}
+    for stage, in_map, out_map in steps:
+        stage_in, stage_out = stage_tensors(stage)
+        assert set(in_map) == {t[0] for t in stage_in}, stage
+        assert set(out_map) <= {t[0] for t in stage_out}, stage
+        assert set(in_map.values()) <= available, f"{stage} reads a tensor nobody produced"
+        available |= set(out_map.values())
+    assert {t[0] for t in outputs} <= available
+
+
+def test_backends_change_only_the_onnx_stages():
+    base = render_configs(RepositoryOptions(backend="python"))
+    for backend, platform in (("onnxruntime", "onnxruntime_onnx"), ("tensorrt", "tensorrt_plan")):
+        other = render_configs(RepositoryOptions(backend=backend))
+        for name in base:
+            if name in ONNX_STAGES:
+                assert f'platform: "{platform}"' in other[name] and "KIND_CPU" not in other[name]
+                assert re.findall(r'name: "(\w+)"', other[name]) == re.findall(r'name: "(\w+)"', base[name])
+            else:
+                assert other[name] == base[name]
+    assert 'backend: "python"' in base["encoder"] and "intra_op_threads" in base["encoder"]
+
+
+def test_detector_options_reach_the_configs():
+    configs = render_configs(RepositoryOptions(detector_height=320, detector_width=416, person_classes=(0,),
+                                               conf=0.5, max_height=480, max_width=640))
+    assert "dims: [ 1, 3, 320, 416 ]" in configs["detector"]
+    assert "dims: [ 1, 3, 320, 416 ]" in configs["decoder_postprocess"]
+    assert 'string_value: "0"' in configs["detector_postprocess"] and '"0.5"' in configs["detector_postprocess"]
+    assert '"480"' in configs["frame_preprocess"] and '"640"' in configs["entropy_decode"]
+    with pytest.raises(ConfigError):
+        RepositoryOptions(backend="openvino")
+    with pytest.raises(ConfigError):
+        RepositoryOptions(conf=2.0)
+
+
+def test_check_repository_asks_for_an_export(tmp_path):
+    with pytest.raises(ExportError, match="anoncodec export"):
+        check_repository(tmp_path / "nope")
+    write_configs(tmp_path)
+    with pytest.raises(ExportError, match=r"codec.json is missing.*anoncodec export"):
+        check_repository(tmp_path)
+    write_configs(tmp_path, RepositoryOptions(backend="onnxruntime"))
+    with pytest.raises(ExportError, match="--backend python"):
+        check_repository(tmp_path)
+
+
+def test_port_in_use():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        assert port_in_use("127.0.0.1", port)
+    assert not port_in_use("127.0.0.1", port)
+
+
+def test_find_tritonserver():
+    pytest.importorskip("pytriton", reason="nvidia-pytriton (extra `serve`) is not installed")
+    install = find_tritonserver()
+    assert install.binary.is_file() and install.stub.is_file()
+
+
+def test_cli_refuses_to_serve_an_empty_repository(tmp_path, capsys):
+    from anoncodec.cli.main import main
+
+    pytest.importorskip("pytriton", reason="nvidia-pytriton (extra `serve`) is not installed")
+    assert main(["serve", "--repository", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("anoncodec serve: error:") and "anoncodec export" in err
+
+
+def test_cli_export_refuses_a_missing_detector(tmp_path, capsys):
+    from anoncodec.cli.main import main
+    from anoncodec.codec import save_checkpoint
+    from tests.conftest import tiny_codec
+
+    save_checkpoint(tmp_path / "tiny.pt", tiny_codec())
+    assert main(["export", "--checkpoint", str(tmp_path / "tiny.pt"), "--repository", str(tmp_path / "r"),
+                 "--detector", str(tmp_path / "nope.onnx")]) == 2
+    assert "--detector" in capsys.readouterr().err
+    assert main(["export", "--checkpoint", str(tmp_path / "missing.pt"), "--repository", str(tmp_path / "r")]) == 2

@@ -1,0 +1,165 @@
+"""Stage objects built from an exported repository, and the TritonPythonModel adapter (fake pb_utils)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from anoncodec.serving.repository import RepositoryOptions, stage_tensors, tensor_name
+from anoncodec.serving.runtime import load_stage
+from tests.conftest import tiny_codec
+
+
+OPTIONS = RepositoryOptions(max_height=128, max_width=128)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    from anoncodec.serving.export import export_repository
+
+    path = tmp_path_factory.mktemp("repo")
+    report = export_repository(repository=path, model=tiny_codec("factorized"), options=OPTIONS)
+    assert report.encoder_max_abs_err < 1e-3 and report.detector_input == (640, 640)
+    return path
+
+
+def _stage(repo, name):
+    return load_stage(name, repo / name / "1", OPTIONS.parameters(name))
+
+
+def test_stages_chain_into_both_pipelines(repo):
+    from anoncodec.edge import EdgeEncoder
+    from anoncodec.packet import pack
+
+    frame = np.random.default_rng(0).integers(0, 256, (40, 52, 3), dtype=np.uint8)
+    s = {name: _stage(repo, name) for name in ("frame_preprocess", "encoder", "quantize", "entropy_decode",
+                                               "decoder", "decoder_postprocess", "detector", "detector_postprocess")}
+    pre = s["frame_preprocess"]({"frame_preprocess_frame": frame})
+    y = s["encoder"]({"encoder_x": pre["frame_preprocess_x"]})["encoder_y"]
+    q = s["quantize"]({"quantize_y": y})
+    edge = EdgeEncoder(repo / "encoder" / "1" / "model.onnx", repo / "quantize" / "1" / "tables.npz")
+    packet = edge.encode(frame)
+    assert int(q["quantize_bits"][0]) == packet.payload_bits
+    dec = s["entropy_decode"]({"entropy_decode_packet": np.array([pack(packet)], dtype=object)})
+    np.testing.assert_array_equal(dec["entropy_decode_y_hat"], q["quantize_y_hat"])
+    assert dec["entropy_decode_size"].tolist() == [40, 52]
+    x_hat = s["decoder"]({"decoder_y_hat": q["quantize_y_hat"]})["decoder_x_hat"]
+    post = s["decoder_postprocess"]({"decoder_postprocess_x_hat": x_hat,
+                                     "decoder_postprocess_size": pre["frame_preprocess_size"]})
+    assert post["decoder_postprocess_frame"].shape == (40, 52, 3)
+    out = s["detector"]({"detector_images": post["decoder_postprocess_images"]})["detector_output"]
+    found = s["detector_postprocess"]({"detector_postprocess_output": out,
+                                       "detector_postprocess_letterbox": post["decoder_postprocess_letterbox"]})
+    assert found["detector_postprocess_boxes"].shape[1] == 4
+
+
+def test_onnx_stage_rejects_wrong_inputs(repo):
+    from anoncodec.serving.stages import InvalidRequestError
+
+    encoder = _stage(repo, "encoder")
+    with pytest.raises(InvalidRequestError, match="float32"):
+        encoder({"encoder_x": np.zeros((1, 3, 32, 32), np.float64)})
+    with pytest.raises(InvalidRequestError, match="ONNX Runtime rejected"):
+        encoder({"encoder_x": np.zeros((1, 4, 32, 32), np.float32)})
+
+
+class _FakePb(types.ModuleType):
+    """The parts of triton_python_backend_utils the adapter uses."""
+
+    class TritonError:
+        INVALID_ARG, INTERNAL = "INVALID_ARG", "INTERNAL"
+
+        def __init__(self, message, code):
+            self.message, self.code = message, code
+
+    class Tensor:
+        def __init__(self, name, array):
+            self.name, self.array = name, array
+
+        def as_numpy(self):
+            return self.array
+
+    class InferenceResponse:
+        def __init__(self, output_tensors=(), error=None):
+            self.outputs, self.error = {t.name: t.array for t in output_tensors}, error
+
+    class Logger:
+        messages: list = []
+
+        @classmethod
+        def log_info(cls, msg):
+            cls.messages.append(("info", msg))
+
+        log_warn = log_verbose = log_info
+
+        @classmethod
+        def log_error(cls, msg):
+            cls.messages.append(("error", msg))
+
+    class MetricFamily:
+        COUNTER = "counter"
+
+        def __init__(self, name, description, kind):
+            pass
+
+        def Metric(self, labels):  # noqa: N802 - Triton's name
+            return types.SimpleNamespace(increment=lambda value: None)
+
+    @staticmethod
+    def get_input_tensor_by_name(request, name):
+        return request.get(name)
+
+    @staticmethod
+    def triton_string_to_numpy(name):
+        return {"TYPE_FP32": np.float32, "TYPE_INT64": np.int64, "TYPE_UINT8": np.uint8,
+                "TYPE_FP64": np.float64}[name]
+
+
+@pytest.fixture
+def pb(monkeypatch):
+    fake = _FakePb("triton_python_backend_utils")
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", fake)
+    return fake
+
+
+def _model(repo, stage):
+    """Initialize the adapter with the config Triton would pass (as JSON)."""
+    from anoncodec.serving.python_model import stage_model
+
+    inputs, outputs = stage_tensors(stage)
+    model_config = {
+        "input": [{"name": tensor_name(stage, t[0])} for t in inputs],
+        "output": [{"name": tensor_name(stage, t[0]), "data_type": f"TYPE_{t[1]}"} for t in outputs],
+        "parameters": {k: {"string_value": v} for k, v in OPTIONS.parameters(stage).items()},
+    }
+    model = stage_model(stage)()
+    model.initialize({"model_config": json.dumps(model_config), "model_name": stage,
+                      "model_repository": str(repo / stage), "model_version": "1"})
+    return model
+
+
+def test_adapter_answers_each_request_once(repo, pb):
+    model = _model(repo, "frame_preprocess")
+    ok = {"frame_preprocess_frame": pb.Tensor("frame_preprocess_frame", np.zeros((20, 30, 3), np.uint8))}
+    too_big = {"frame_preprocess_frame": pb.Tensor("frame_preprocess_frame", np.zeros((200, 30, 3), np.uint8))}
+    responses = model.execute([ok, too_big, {}, ok])
+    assert len(responses) == 4
+    assert responses[0].error is None and responses[0].outputs["frame_preprocess_size"].dtype == np.int64
+    assert responses[0].outputs["frame_preprocess_x"].shape == (1, 3, 32, 32)
+    assert responses[1].error.code == "INVALID_ARG" and "200x30" in responses[1].error.message
+    assert responses[2].error.code == "INVALID_ARG" and "no input tensor" in responses[2].error.message
+    assert responses[3].error is None
+    model.finalize()
+
+
+def test_adapter_reports_bugs_as_internal(repo, pb, monkeypatch):
+    model = _model(repo, "frame_preprocess")
+    monkeypatch.setattr(model.stage, "run", lambda inputs: 1 / 0)
+    frame = {"frame_preprocess_frame": pb.Tensor("frame_preprocess_frame", np.zeros((20, 30, 3), np.uint8))}
+    (response,) = model.execute([frame])
+    assert response.error.code == "INTERNAL" and "ZeroDivisionError" in response.error.message
+    assert any(level == "error" and "Traceback" in msg for level, msg in pb.Logger.messages)
