@@ -25,6 +25,8 @@ SUBCOMMANDS = {
     "decode": ("codec_io", "decode a packet into an image"),
     "export": ("serve", "export a checkpoint and a person detector into a Triton model repository"),
     "serve": ("serve", "run the model repository on the local tritonserver (CPU) until Ctrl-C"),
+    "camera": ("camera", "stream a video file, image folder, webcam or RTSP URL to the server (frames or "
+               "packets mode)"),
     "demo": ("demo", "encode/decode the bundled samples with the demo checkpoint and report"),
 }
 

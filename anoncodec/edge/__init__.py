@@ -1,9 +1,11 @@
-"""Camera runtime: ONNX Runtime encoder, entropy coder and packet writer.
+"""Camera runtime: frame sources, ONNX Runtime encoder, entropy coder and packet writer.
 
-Numpy, onnxruntime and anoncodec's errors, packet and entropy_coder only; never torch,
-codec or serving (a unit test checks that importing it does not load torch).
+Numpy, onnxruntime, opencv and anoncodec's errors, packet and entropy_coder only; never
+torch, codec or serving (a unit test checks that importing it does not load torch). The
+gRPC client lives in :mod:`anoncodec.edge.client` (it also needs ``tritonclient``).
 """
 
 from anoncodec.edge.encoder import EdgeEncoder, frame_to_input
+from anoncodec.edge.sources import Frame, FrameSource, open_source
 
-__all__ = ["EdgeEncoder", "frame_to_input"]
+__all__ = ["EdgeEncoder", "frame_to_input", "Frame", "FrameSource", "open_source"]

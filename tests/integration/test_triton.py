@@ -1,8 +1,8 @@
 """The real tritonserver (pip nvidia-pytriton) serving an exported model repository.
 
-Exports a tiny untrained codec (N=8, one extra block) and the offline YOLO person detector
-into a temporary repository with ``anoncodec export``, starts the server once for the module
-on free ports, and calls both ensembles over gRPC: the DESIGN.md section 4 contract, the
+Uses the session fixtures of ``tests/integration/conftest.py`` (a tiny untrained codec and
+the offline YOLO person detector exported into a temporary repository, one server on free
+ports) and calls both ensembles over gRPC: the DESIGN.md section 4 contract, the
 same results as the in-process pipeline (EdgeEncoder + ONNX Runtime decoder + YoloPersonDetector),
 and one error response per bad request while the server stays up.
 """
@@ -10,7 +10,6 @@ and one error response per bad request while the server stays up.
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 import numpy as np
@@ -19,61 +18,17 @@ from PIL import Image
 
 from anoncodec.cli.main import main
 from tests.conftest import SAMPLES, tiny_codec
+from tests.integration.conftest import REPO_MAX_H
 
 pytestmark = [pytest.mark.slow, pytest.mark.triton]
 
 grpcclient = pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] (extra `serve`) is not installed")
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
-MAX_H, MAX_W = 480, 640
+MAX_H, MAX_W = 480, 640  # frames these tests send (the repository accepts larger ones)
 # Triton and the reference run the same ONNX Runtime graphs on the same inputs; allow one
 # gray level for thread-count-dependent float sums.
 PIXEL_TOLERANCE = 1
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    from anoncodec.codec import save_checkpoint
-    from anoncodec.codec.onnx_export import export_codec
-
-    tmp = tmp_path_factory.mktemp("triton")
-    model = tiny_codec("factorized", extra_blocks=1)
-    save_checkpoint(tmp / "tiny.pt", model)
-    export_codec(model, tmp / "onnx")  # the camera's export, for EdgeEncoder and the reference
-    assert main(["export", "--checkpoint", str(tmp / "tiny.pt"), "--repository", str(tmp / "repo"),
-                 "--max-height", str(MAX_H), "--max-width", str(MAX_W)]) == 0
-    return tmp
-
-
-@pytest.fixture(scope="module")
-def server(exported):
-    from anoncodec.config import ServeConfig
-    from anoncodec.serving.launcher import TritonServer, find_tritonserver
-    from anoncodec.errors import MissingDependencyError
-
-    try:
-        find_tritonserver()
-    except MissingDependencyError as exc:
-        pytest.skip(f"no tritonserver binary: {exc}")
-    grpc, http, metrics = _free_ports(3)
-    config = ServeConfig(repository=str(exported / "repo"), grpc_port=grpc, http_port=http, metrics_port=metrics)
-    srv = TritonServer(config, log_file=exported / "tritonserver.log")
-    srv.start()
-    yield srv
-    process = srv.process
-    srv.close()
-    assert process.returncode == 0, srv.log_tail()
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +164,8 @@ def _bad_requests(exported, reference):
          "shape"),
         ("2-D frame", lambda c: _infer(c, "anonymize_frame", "FRAME", np.zeros((32, 32), np.uint8), "UINT8"),
          "shape"),
-        ("frame over the max size", lambda c: _anonymize(c, np.zeros((MAX_H + 1, 64, 3), np.uint8)), "481x64"),
+        ("frame over the max size", lambda c: _anonymize(c, np.zeros((REPO_MAX_H + 1, 64, 3), np.uint8)),
+         f"{REPO_MAX_H + 1}x64"),
         ("corrupted packet", lambda c: _analyze(c, bytes(corrupted)), "CRC"),
         ("random bytes", lambda c: _analyze(c, np.random.default_rng(0).bytes(300)), "magic"),
         ("empty packet", lambda c: _analyze(c, b""), "truncated"),

@@ -1,0 +1,118 @@
+"""``anoncodec camera``: stream a video file, image folder, webcam or RTSP/HTTP URL to Triton.
+
+Prints the run's summary as one JSON line. Imports the client inside ``run`` (no torch,
+ever; ``--help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+_DEFAULT_REPO = "model_repository"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True,
+                        help="video file, folder of images (sorted by name), image, webcam index (0, 1, ...) "
+                        "or stream URL (rtsp://, http://)")
+    parser.add_argument("--url", default="localhost:8001", help="Triton gRPC address host:port")
+    parser.add_argument("--mode", default="frames", choices=["frames", "packets"],
+                        help="frames: send raw RGB frames to the anonymize_frame ensemble (for cameras that "
+                        "cannot encode; raw frames cross the network); packets: encode here with ONNX Runtime "
+                        "and send only the anonymized bitstream to analyze_bitstream")
+    parser.add_argument("--export-dir", default=_DEFAULT_REPO,
+                        help="packets mode: the camera encoder, either the model repository `anoncodec export` "
+                        "wrote (encoder/1/model.onnx, quantize/1/tables.npz) or a folder with encoder.onnx + "
+                        "tables.npz; must be the same weights the server decodes with")
+    parser.add_argument("--max-in-flight", type=_positive_int, default=4,
+                        help="frames sent but not yet delivered, at most (results come back in frame order)")
+    parser.add_argument("--when-full", default="block", choices=["block", "drop"],
+                        help="when --max-in-flight frames are in flight: block (wait; every frame is sent) or "
+                        "drop (skip the new frame and count it as dropped; for live sources)")
+    parser.add_argument("--retries", type=int, default=3,
+                        help="retries per frame while the server is unreachable or overloaded, with "
+                        "exponential backoff; then the frame counts as failed")
+    parser.add_argument("--backoff", type=float, default=0.5,
+                        help="seconds before the first retry; doubles per retry up to --backoff-max")
+    parser.add_argument("--backoff-max", type=float, default=8.0, help="longest wait between retries, seconds")
+    parser.add_argument("--timeout", type=_positive_float, default=60.0,
+                        help="deadline of one request, seconds")
+    parser.add_argument("--output-video",
+                        help="write the anonymized frames returned by the server, with person boxes drawn, "
+                        "to this video (.avi: MJPG, .mp4: mp4v); raw frames are never written")
+    parser.add_argument("--detections",
+                        help="write one JSON line per frame: frame, timestamp, status, boxes (x1,y1,x2,y2), "
+                        "scores, bytes_sent, bits, latency_ms (encode + request + retries), wait_ms (waiting for an in-flight "
+                        "slot), attempts, error")
+    parser.add_argument("--metrics-port", type=int,
+                        help="serve Prometheus metrics (latency and bytes-per-frame histograms, frames "
+                        "sent/failed/dropped) on this port while streaming")
+    parser.add_argument("--metrics-addr", default="0.0.0.0", help="address the metrics server binds")
+    parser.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
+    parser.add_argument("--fps", type=_positive_float,
+                        help="read at most this many frames per second (replay a file as if live)")
+    parser.add_argument("--encoder-threads", type=int, default=0,
+                        help="packets mode: ONNX Runtime intra-op threads (0: ONNX Runtime's default)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    import signal
+    import sys
+    import threading
+
+    from anoncodec.edge.client import CameraClient, ClientConfig
+    from anoncodec.edge.sources import open_source
+    from anoncodec.errors import ServerUnavailableError
+
+    config = ClientConfig(
+        url=args.url, mode=args.mode, export_dir=args.export_dir, max_in_flight=args.max_in_flight,
+        when_full=args.when_full, retries=args.retries, backoff_s=args.backoff, backoff_max_s=args.backoff_max,
+        request_timeout_s=args.timeout, output_video=args.output_video, detections=args.detections,
+        metrics_port=args.metrics_port, metrics_addr=args.metrics_addr,
+        progress=not args.no_progress and sys.stderr.isatty(), encoder_threads=args.encoder_threads,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum, frame):  # first: finish the frames in flight, then summarize; second: abort
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handlers[sig] = signal.signal(sig, on_signal)
+    try:
+        with open_source(args.source, args.max_frames, args.fps) as source, CameraClient(config) as client:
+            summary = client.run(source, stop)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    print(json.dumps(summary.to_dict()), flush=True)
+    if summary.frames_ok == 0 and summary.frames_failed > 0:
+        raise ServerUnavailableError(f"no frame got through to {args.url} ({summary.frames_failed} failed; last "
+                                     f"error: {summary.last_error}); is the server up (`anoncodec serve`) and serving the "
+                                     "same model as --export-dir?")
+    return 0
