@@ -16,6 +16,8 @@ __all__ = [
     "ExportError",
     "MissingDependencyError",
     "ServerUnavailableError",
+    "InvalidRequestError",
+    "RequestRejectedError",
 ]
 
 
@@ -49,6 +51,14 @@ class MissingDependencyError(AnoncodecError, ImportError):
 
 class ServerUnavailableError(AnoncodecError, ConnectionError):
     """The inference server cannot be reached or is not ready."""
+
+
+class InvalidRequestError(AnoncodecError, ValueError):
+    """A served request's tensor has the wrong dtype, shape or size (the client's fault)."""
+
+
+class RequestRejectedError(AnoncodecError, RuntimeError):
+    """The server answered a request with an error that retrying would not fix."""
 
 
 def require(module: str, extra: str):

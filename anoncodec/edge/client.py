@@ -41,7 +41,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from anoncodec.errors import AnoncodecError, ConfigError, ExportError, ServerUnavailableError, require
+from anoncodec.errors import (
+    AnoncodecError,
+    ConfigError,
+    ExportError,
+    RequestRejectedError,
+    ServerUnavailableError,
+    require,
+)
 
 if TYPE_CHECKING:
     from anoncodec.edge.encoder import EdgeEncoder
@@ -68,10 +75,6 @@ MODES = {"frames": "anonymize_frame", "packets": "analyze_bitstream"}
 WHEN_FULL = ("block", "drop")
 # gRPC codes after which the same request may succeed later
 RETRYABLE_STATUS = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED")
-
-
-class RequestRejectedError(AnoncodecError, RuntimeError):
-    """The server answered the request with an error that retrying would not fix."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 

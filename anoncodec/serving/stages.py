@@ -26,7 +26,7 @@ import numpy as np
 from anoncodec.detectors.person import LetterboxParams, decode_yolo, letterbox
 from anoncodec.edge.encoder import frame_to_input
 from anoncodec.entropy_coder import FactorizedTables
-from anoncodec.errors import AnoncodecError, PacketError
+from anoncodec.errors import InvalidRequestError, PacketError
 from anoncodec.packet import MAX_SIDE, check_model_id, padding, unpack
 
 __all__ = [
@@ -46,10 +46,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 LETTERBOX_FIELDS = 7  # scale, pad_x, pad_y, src_h, src_w, dst_h, dst_w
-
-
-class InvalidRequestError(AnoncodecError, ValueError):
-    """A request's tensor has the wrong dtype, shape or size (the client's fault)."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from anoncodec.codec import get_model, list_models, load_codec, register_model, save_checkpoint
+from anoncodec.codec import list_models, load_codec, register_model, save_checkpoint
 from anoncodec.codec.images import frame_to_tensor, tensor_to_frame
 from anoncodec.config import CodecConfig
 from anoncodec.errors import ConfigError, ExportError, ModelMismatchError, PacketError
