@@ -54,7 +54,7 @@ def _matched(after, before, iou: float = 0.3) -> int:
 
     if len(after) == 0 or len(before) == 0:
         return 0
-    return int((box_iou(after[:, :4], before[:, :4]) >= iou).any(axis=1).sum())
+    return sum(int((box_iou(box[:4], before[:, :4]) >= iou).any()) for box in after)
 
 
 def _upscale(frame, factor: int = 2):

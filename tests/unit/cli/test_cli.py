@@ -66,3 +66,12 @@ def test_packet_from_other_model_is_refused(setup, tmp_path, capsys):
     save_checkpoint(other, tiny_codec("factorized", seed=5))
     assert main(["decode", str(tmp / "p.bin"), "-o", str(tmp / "o.png"), "--checkpoint", str(other)]) == 2
     assert "encoded by model" in capsys.readouterr().err
+
+
+def test_demo_counts_faces_found_again():
+    from anoncodec.cli.demo import _matched
+
+    before = np.array([[10, 10, 30, 30, 0.9], [100, 100, 120, 130, 0.8]], np.float32)
+    after = np.array([[12, 11, 31, 29, 0.5], [200, 200, 220, 220, 0.9], [101, 99, 121, 128, 0.7]], np.float32)
+    assert _matched(after, before) == 2
+    assert _matched(after[:0], before) == 0 and _matched(after, before[:0]) == 0
