@@ -1,5 +1,5 @@
 # Two commands set up and check a fresh machine:
-#   make demo   encode/decode the bundled samples with the bundled checkpoint, write a report
+#   make demo   codec report on the bundled samples, then stream the clip through local Triton
 #   make test   run the whole test suite (unit + slow integration)
 # Both create or reuse .venv by themselves; re-running is cheap (a stamp file records
 # which pyproject.toml/constraints.txt the venv was built from).

@@ -22,7 +22,8 @@ def tiny_checkpoint(tmp_path_factory):
 
 def test_demo_writes_images_packets_and_report(tmp_path, tiny_checkpoint, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--checkpoint", str(tiny_checkpoint), "--samples", str(SAMPLES)]) == 0
+    assert main(["demo", "--out", str(out), "--checkpoint", str(tiny_checkpoint), "--samples", str(SAMPLES),
+                 "--no-serving"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     names = [r["image"] for r in metrics["rows"]]
     assert names == ["messi5", "basketball1", "vtest_000", "vtest_030", "vtest_059"]
@@ -33,6 +34,30 @@ def test_demo_writes_images_packets_and_report(tmp_path, tiny_checkpoint, capsys
     messi = metrics["rows"][0]
     assert messi["mtcnn_before"] >= 1 and messi["centerface_before"] >= 1 and messi["persons_before"] >= 1
     assert "| image |" in (out / "report.md").read_text()
+
+
+@pytest.mark.triton
+def test_demo_streams_the_clip_through_local_triton(tmp_path, tiny_checkpoint):
+    from anoncodec.errors import MissingDependencyError
+    from anoncodec.serving.launcher import find_tritonserver
+
+    try:
+        find_tritonserver()
+    except MissingDependencyError as exc:
+        pytest.skip(f"no tritonserver binary: {exc}")
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--checkpoint", str(tiny_checkpoint), "--samples", str(SAMPLES),
+                 "--max-frames", "3"]) == 0
+    streaming = json.loads((out / "metrics.json").read_text())["streaming"]
+    assert [r["mode"] for r in streaming] == ["frames", "packets"]
+    for row in streaming:
+        assert row["frames_ok"] == 3 and row["frames_failed"] == 0
+        lines = (out / f"detections_{row['mode']}.jsonl").read_text().splitlines()
+        assert [json.loads(line)["frame"] for line in lines] == [0, 1, 2]
+        assert (out / f"stream_{row['mode']}.avi").stat().st_size > 0
+    frames, packets = streaming
+    assert packets["mean_bytes_per_frame"] < frames["mean_bytes_per_frame"] / 20  # 768x576x3 raw vs packet
+    assert "Served pipeline" in (out / "report.md").read_text()
 
 
 def test_demo_checkpoint_is_bundled_and_loads():
