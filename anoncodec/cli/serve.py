@@ -39,6 +39,8 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-width", type=int, default=3840, help="largest accepted frame width")
     parser.add_argument("--threads", type=int, default=0,
                         help="ONNX Runtime intra-op threads per ONNX stage (0: ONNX Runtime's default)")
+    parser.add_argument("--instances", type=int, default=1,
+                        help="model instances per stage (Triton instance_group count)")
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -49,6 +51,7 @@ def run_export(args: argparse.Namespace) -> int:
         backend=args.backend, max_height=args.max_height, max_width=args.max_width,
         detector_height=args.detector_size, detector_width=args.detector_size,
         person_classes=args.person_classes, conf=args.conf, iou=args.iou, threads=args.threads,
+        instances=args.instances,
     )
     report = export_repository(args.checkpoint, args.repository, options, args.detector)
     print(json.dumps(report.to_dict()))

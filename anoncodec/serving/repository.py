@@ -115,6 +115,8 @@ class RepositoryOptions:
         iou: NMS IoU threshold.
         max_det: most boxes returned per frame.
         threads: ONNX Runtime intra-op threads of each python+ORT stage (0: ORT default).
+        instances: model instances per stage (``instance_group.count``): more instances let
+            Triton run several frames of one stage at once.
     """
 
     backend: str = "python"
@@ -127,6 +129,7 @@ class RepositoryOptions:
     iou: float = 0.45
     max_det: int = 300
     threads: int = 0
+    instances: int = 1
 
     def __post_init__(self) -> None:
         from anoncodec.errors import ConfigError
@@ -143,6 +146,8 @@ class RepositoryOptions:
             raise ConfigError(f"conf={self.conf}, iou={self.iou}; expected values in [0, 1]")
         if not (isinstance(self.threads, int) and self.threads >= 0):
             raise ConfigError(f"threads={self.threads!r}; expected an integer >= 0")
+        if not (isinstance(self.instances, int) and 1 <= self.instances <= 64):
+            raise ConfigError(f"instances={self.instances!r}; expected an integer in 1..64")
 
     def parameters(self, stage: str) -> dict[str, str]:
         """The ``parameters`` block of a stage's config (strings, read back by the stage)."""
@@ -196,9 +201,10 @@ def _stage_config(stage: str, options: RepositoryOptions) -> str:
     text = head + "max_batch_size: 0\n"
     text += _tensors("input", inputs, options, f"{stage}_")
     text += _tensors("output", outputs, options, f"{stage}_")
-    if stage not in ONNX_STAGES or options.backend == "python":
-        # python stages (and ONNX Runtime inside python) run on the CPU
-        text += "instance_group [\n  {\n    count: 1\n    kind: KIND_CPU\n  }\n]\n"
+    # python stages (and ONNX Runtime inside python) run on the CPU; native backends on the GPU
+    kind = "KIND_CPU" if stage not in ONNX_STAGES or options.backend == "python" else "KIND_GPU"
+    if kind == "KIND_CPU" or options.instances > 1:
+        text += f"instance_group [\n  {{\n    count: {options.instances}\n    kind: {kind}\n  }}\n]\n"
     return text + _parameters(options.parameters(stage))
 
 

@@ -142,3 +142,13 @@ def test_cli_export_refuses_a_missing_detector(tmp_path, capsys):
                  "--detector", str(tmp_path / "nope.onnx")]) == 2
     assert "--detector" in capsys.readouterr().err
     assert main(["export", "--checkpoint", str(tmp_path / "missing.pt"), "--repository", str(tmp_path / "r")]) == 2
+
+
+def test_instances_set_instance_group_count():
+    from anoncodec.serving.repository import RepositoryOptions, _stage_config
+
+    assert "count: 3\n    kind: KIND_CPU" in _stage_config("detector", RepositoryOptions(instances=3))
+    assert "count: 2\n    kind: KIND_GPU" in _stage_config("detector", RepositoryOptions(backend="tensorrt", instances=2))
+    assert "instance_group" not in _stage_config("detector", RepositoryOptions(backend="onnxruntime"))
+    with pytest.raises(ConfigError):
+        RepositoryOptions(instances=0)
