@@ -32,7 +32,6 @@ import argparse
 import json
 import re
 import signal
-import socket
 import sys
 import threading
 import time
@@ -306,17 +305,6 @@ def run_load(make_call: Callable[[], tuple[Callable[[Any], Any], Callable[[], No
 
 # --- server -----------------------------------------------------------------------------------
 
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _rank(order: list[str], name: str) -> int:
     return order.index(name) if name in order else len(order)
 
@@ -387,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from anoncodec.edge.encoder import EdgeEncoder
     from anoncodec.errors import AnoncodecError
     from anoncodec.evaluation.latency import environment
-    from anoncodec.serving.launcher import TritonServer
+    from anoncodec.serving.launcher import TritonServer, free_ports
     from anoncodec.serving.repository import ENSEMBLES
 
     frames = load_frames(args.video, args.frames, args.width, args.height)

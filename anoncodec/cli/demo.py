@@ -158,23 +158,17 @@ def _fmt(value) -> str:
 def _stream_demo(out: Path, checkpoint: Path, samples: Path, max_frames: int) -> list[dict]:
     """Export, serve, stream the clip in both modes with the camera client, stop; one row per mode."""
     import json
-    import socket
 
     from anoncodec.config import ServeConfig
     from anoncodec.edge.client import CameraClient, ClientConfig
     from anoncodec.edge.sources import open_source
     from anoncodec.serving.export import RepositoryOptions, export_repository
-    from anoncodec.serving.launcher import TritonServer
+    from anoncodec.serving.launcher import TritonServer, free_ports
 
     clip = samples / "vtest_excerpt.avi"
     repository = out / "model_repository"
     export_repository(checkpoint, repository, RepositoryOptions(max_height=576, max_width=768))
-    socks = [socket.socket() for _ in range(3)]
-    for sock in socks:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in socks]
-    for sock in socks:
-        sock.close()
+    ports = free_ports(3)
     config = ServeConfig(repository=str(repository), grpc_port=ports[0], http_port=ports[1], metrics_port=ports[2])
     rows = []
     with TritonServer(config, log_file=out / "tritonserver.log") as server:

@@ -141,6 +141,18 @@ def check_repository(repository: str | Path) -> Path:
     return repo
 
 
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """``n`` distinct TCP ports that were free a moment ago on ``host`` (for tests, demos)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def port_in_use(host: str, port: int) -> bool:
     """Whether something listens on ``port`` of ``host`` (connections in TIME_WAIT don't count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

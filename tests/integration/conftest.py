@@ -8,27 +8,14 @@ pid at the end. A missing ``tritonserver`` skips the tests that need it, with th
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from anoncodec.cli.main import main
+from anoncodec.serving.launcher import free_ports
 from tests.conftest import tiny_codec
 
 # Largest frame the exported repository accepts: the sample clip's 768x576 fits.
 REPO_MAX_H, REPO_MAX_W = 576, 768
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct TCP ports that were free a moment ago on 127.0.0.1."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 @pytest.fixture(scope="session")
