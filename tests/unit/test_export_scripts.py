@@ -172,3 +172,22 @@ def test_serving_overhead_asks_for_an_export(tmp_path):
     assert result.returncode == 2
     assert ".venv/bin/anoncodec export" in result.stderr
     assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.gpu
+def test_real_trtexec_builds_every_engine(tmp_path):
+    """Where TensorRT exists (the NGC Triton image), build real FP16 engines of a tiny export."""
+    if shutil.which("trtexec") is None:
+        pytest.skip("trtexec (TensorRT) is not installed here; this runs inside the NGC Triton image")
+    from anoncodec.cli.main import main
+    from anoncodec.codec import save_checkpoint
+    from tests.conftest import tiny_codec
+
+    save_checkpoint(tmp_path / "tiny.pt", tiny_codec("factorized", extra_blocks=1))
+    repo = tmp_path / "repo"
+    assert main(["export", "--checkpoint", str(tmp_path / "tiny.pt"), "--repository", str(repo),
+                 "--backend", "tensorrt", "--max-height", "128", "--max-width", "128"]) == 0
+    script = Path(__file__).resolve().parents[2] / "export" / "build_tensorrt.sh"
+    subprocess.run(["bash", str(script), str(repo), "128", "128"], check=True)
+    for stage in ("encoder", "decoder", "detector"):
+        assert (repo / stage / "1" / "model.plan").stat().st_size > 0
