@@ -9,7 +9,6 @@ table and the ratio ours/conventional, writes one JSON record (commit, device, v
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -40,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from anoncodec.codec.onnx_export import export_codec
     from anoncodec.detectors import CenterFaceDetector
     from anoncodec.edge import EdgeEncoder
-    from anoncodec.evaluation import blur_regions, environment, jpeg_encode, time_call
+    from anoncodec.evaluation import blur_regions, environment, jpeg_encode, time_call, write_record
     from anoncodec.weights import default_checkpoint
 
     frame = cv2.cvtColor(cv2.imread(args.image), cv2.COLOR_BGR2RGB)
@@ -77,10 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_encoder_over_conventional": ratio, "ratio_encoder_entropy_over_conventional": ratio_full,
         **sizes, **environment(),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_record(record, args.out)
     return 0
 
 

@@ -374,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from anoncodec.edge.client import find_encoder_files
     from anoncodec.edge.encoder import EdgeEncoder
     from anoncodec.errors import AnoncodecError
-    from anoncodec.evaluation.latency import environment
+    from anoncodec.evaluation.latency import environment, write_record
     from anoncodec.serving.launcher import TritonServer, free_ports
     from anoncodec.serving.repository import ENSEMBLES
 
@@ -485,10 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     print()
     print_report(record)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_record(record, args.out)
     return 0
 
 

@@ -41,6 +41,21 @@ def tiny_codec(architecture: str = "factorized", seed: int = 0, extra_blocks: in
     return model
 
 
+def read_video_frames(path) -> list:
+    """Every frame of a video file as OpenCV reads it (BGR uint8 ``[H, W, 3]``)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+    capture.release()
+    return frames
+
+
 @pytest.fixture
 def factorized():
     return tiny_codec("factorized")

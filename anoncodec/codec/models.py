@@ -95,18 +95,13 @@ class RoiCodec(CompressionModel):
             raise ValueError(f"expected x of shape [B, 3, H, W], got {tuple(x.shape)}")
 
     def _check_packet(self, packet: Packet, n_streams: int) -> None:
+        """Refuse packets of other weights, another architecture or stream count."""
         check_model_id(packet, self._cached("model_id", self.model_id))
         if packet.architecture != self.architecture or len(packet.streams) != n_streams:
             raise PacketError(
                 f"packet holds a {packet.architecture} latent with {len(packet.streams)} streams; "
                 f"this is a {self.architecture} model with {n_streams}"
             )
-        c, h, w = packet.streams[0].shape
-        f = self.downsampling
-        expected = (self.config.M, -(-packet.height // f), -(-packet.width // f))
-        if (c, h, w) != expected:
-            raise PacketError(f"latent shape {(c, h, w)} does not fit a {packet.height}x{packet.width} "
-                              f"image; expected {expected}")
 
     def _cached(self, key: str, build):
         if key not in self._tables_cache:
@@ -178,6 +173,11 @@ class FactorizedPrior(RoiCodec):
         """Decode a packet into ``x_hat`` (float ``[1,3,H,W]`` in [0,1])."""
         self._check_packet(packet, 1)
         stream = packet.streams[0]
+        f = self.downsampling
+        expected = (self.config.M, -(-packet.height // f), -(-packet.width // f))
+        if stream.shape != expected:
+            raise PacketError(f"latent shape {stream.shape} does not fit a {packet.height}x{packet.width} "
+                              f"image; expected {expected}")
         y_hat = self.entropy_tables().decode(stream.data, stream.shape)
         device = next(self.parameters()).device
         x_hat = self.g_s(torch.from_numpy(y_hat)[None].to(device))
@@ -270,10 +270,7 @@ class ScaleHyperprior(RoiCodec):
     @torch.no_grad()
     def decompress(self, packet: Packet) -> Tensor:
         """Decode a packet into ``x_hat`` (float ``[1,3,H,W]`` in [0,1])."""
-        check_model_id(packet, self._cached("model_id", self.model_id))
-        if packet.architecture != self.architecture or len(packet.streams) != 2:
-            raise PacketError(f"expected a hyperprior packet with 2 streams, got {packet.architecture} "
-                              f"with {len(packet.streams)}")
+        self._check_packet(packet, 2)
         y_stream, z_stream = packet.streams
         f = self.downsampling * 4
         hz, wz = -(-packet.height // f), -(-packet.width // f)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import time
@@ -10,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["LatencyStats", "time_call", "environment"]
+__all__ = ["LatencyStats", "time_call", "environment", "write_record"]
 
 
 @dataclass(frozen=True)
@@ -77,3 +78,14 @@ def environment() -> dict[str, object]:
         except md.PackageNotFoundError:
             versions[pkg] = None
     return {"commit": commit, "device": f"cpu: {cpu}", "cores": os.cpu_count(), "versions": versions}
+
+
+def write_record(record: dict, path: "str | os.PathLike[str]") -> None:
+    """Write one benchmark record as indented JSON (creating the folder) and say where."""
+    import json
+    from pathlib import Path
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {out}")

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from anoncodec.cli.main import main
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, read_video_frames
 from tests.integration.conftest import free_ports
 
 pytestmark = [pytest.mark.slow, pytest.mark.triton]
@@ -31,18 +31,6 @@ cv2 = pytest.importorskip("cv2", reason="opencv (extra `edge`) is not installed"
 CLIP = SAMPLES / "vtest_excerpt.avi"
 H, W = 576, 768
 FRAMES = 8
-
-
-def _video_frames(path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    capture.release()
-    return frames
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +66,7 @@ def test_every_frame_comes_back_in_order(streamed, mode):
         assert line["status"] == "ok" and line["error"] is None and line["latency_ms"] > 0
         assert len(line["boxes"]) == len(line["scores"]) and all(len(b) == 4 for b in line["boxes"])
         assert (line["bits"] is not None) == (mode == "frames")
-    frames = _video_frames(out / "annotated.avi")
+    frames = read_video_frames(out / "annotated.avi")
     assert len(frames) == FRAMES and frames[0].shape == (H, W, 3)
 
 
@@ -94,8 +82,8 @@ def test_packets_are_much_smaller_than_raw_frames(streamed):
 
 
 def test_both_modes_return_the_same_anonymized_frames(streamed):
-    a = _video_frames(streamed["frames"][1] / "annotated.avi")
-    b = _video_frames(streamed["packets"][1] / "annotated.avi")
+    a = read_video_frames(streamed["frames"][1] / "annotated.avi")
+    b = read_video_frames(streamed["packets"][1] / "annotated.avi")
     assert np.abs(a[0].astype(int) - b[0].astype(int)).mean() < 2  # same codec; MJPG noise only
 
 

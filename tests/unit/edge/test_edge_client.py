@@ -28,6 +28,7 @@ from anoncodec.edge.client import (  # noqa: E402
 )
 from anoncodec.edge.sources import Frame  # noqa: E402
 from anoncodec.errors import ConfigError, ExportError, ServerUnavailableError  # noqa: E402
+from tests.conftest import read_video_frames  # noqa: E402
 
 H, W = 24, 32
 
@@ -186,14 +187,7 @@ def test_stop_event_ends_reading_and_delivers_what_was_sent():
 def test_annotated_video_holds_one_anonymized_frame_per_ok_frame(tmp_path):
     out = tmp_path / "out.avi"
     summary, _ = _run(ClientConfig(output_video=str(out)), FakeServer(reject={2}), _frames(5))
-    capture = cv2.VideoCapture(str(out))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    capture.release()
+    frames = read_video_frames(out)
     assert len(frames) == summary.frames_ok == 4
     assert frames[0].shape == (H, W, 3)
     # the server's (inverted) frame, not the raw one: raw frame 0 is black, its answer near white
