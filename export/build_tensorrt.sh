@@ -15,16 +15,18 @@
 #                       max_width parameters that `anoncodec export` wrote into
 #                       frame_preprocess/config.pbtxt)
 #   OPT_HEIGHT/WIDTH    frame size TensorRT tunes for (default: 480 x 640)
+#   OPT_BATCH           batch size TensorRT tunes for (default: the stage's max_batch_size)
 #   PRECISION           fp16 (default) or fp32
 #   TRTEXEC             trtexec binary (default: trtexec on PATH, then /usr/src/tensorrt/bin/trtexec)
 #   TRTEXEC_ARGS        extra trtexec arguments, e.g. "--memPoolSize=workspace:4096"
 #
-# Shapes (all tensors have a batch of 1; f = the codec's downsampling factor and M its latent
-# channels, both read from frame_preprocess/1/codec.json; sides are rounded up to multiples of f
-# because frame_preprocess pads frames to them):
-#   encoder   encoder_x       1x3xHxW      min f x f,   opt OPT_HEIGHT x OPT_WIDTH, max MAX_HEIGHT x MAX_WIDTH
-#   decoder   decoder_y_hat   1xMx(H/f)x(W/f)  (the same sizes in latent pixels)
-#   detector  detector_images 1x3xSxS      the letterbox size in detector/config.pbtxt (static)
+# Shapes (B = the stage's max_batch_size in its config.pbtxt, the dynamic batcher's largest
+# batch, or 1 when batching is off; the profiles span batch 1..B; f = the codec's downsampling
+# factor and M its latent channels, both read from frame_preprocess/1/codec.json; sides are
+# rounded up to multiples of f because frame_preprocess pads frames to them):
+#   encoder   encoder_x       Bx3xHxW      min f x f,   opt OPT_HEIGHT x OPT_WIDTH, max MAX_HEIGHT x MAX_WIDTH
+#   decoder   decoder_y_hat   BxMx(H/f)x(W/f)  (the same sizes in latent pixels)
+#   detector  detector_images Bx3xSxS      the letterbox size in detector/config.pbtxt
 set -euo pipefail
 
 PROG=$(basename "$0")
@@ -134,14 +136,25 @@ is_int "$MAX_WIDTH" || die "MAX_WIDTH='$MAX_WIDTH' is not a positive integer (pa
 is_int "$OPT_HEIGHT" || die "OPT_HEIGHT='$OPT_HEIGHT' is not a positive integer"
 is_int "$OPT_WIDTH" || die "OPT_WIDTH='$OPT_WIDTH' is not a positive integer"
 
-# the detector's letterbox size: the first dims of detector/config.pbtxt (its input), "1, 3, S_h, S_w"
+# the detector's letterbox size: the first dims of detector/config.pbtxt (its input),
+# "3, S_h, S_w" when it batches, "1, 3, S_h, S_w" when it does not
 det_dims=$(sed -n 's/.*dims: *\[ *\([0-9, ]*\) *\].*/\1/p' "$REPOSITORY/detector/config.pbtxt" | head -n 1)
 IFS=', ' read -r -a det <<<"$det_dims"
-if ! { [ "${#det[@]}" -eq 4 ] && is_int "${det[2]}" && is_int "${det[3]}"; }; then
+n=${#det[@]}
+if ! { [ "$n" -ge 3 ] && is_int "${det[n - 2]}" && is_int "${det[n - 1]}"; }; then
     die "cannot read the detector input size from $REPOSITORY/detector/config.pbtxt (dims '$det_dims')"
 fi
-DET_H=${det[2]}
-DET_W=${det[3]}
+DET_H=${det[n - 2]}
+DET_W=${det[n - 1]}
+
+# max_batch STAGE: the stage's max_batch_size, or 1 when it does not batch (0)
+max_batch() {
+    local b
+    b=$(sed -n 's/^max_batch_size: *\([0-9][0-9]*\).*/\1/p' "$REPOSITORY/$1/config.pbtxt" | head -n 1)
+    is_int "$b" || b=1
+    echo "$b"
+}
+if [ -n "${OPT_BATCH:-}" ]; then is_int "$OPT_BATCH" || die "OPT_BATCH='$OPT_BATCH' is not a positive integer"; fi
 
 case "$PRECISION" in
     fp16) precision_args=(--fp16) ;;
@@ -165,9 +178,13 @@ min_w=$FACTOR
 LOG_DIR=$(mktemp -d)
 trap 'rm -rf "$LOG_DIR"' EXIT
 
-# build STAGE INPUT MIN OPT MAX: model.onnx -> model.plan with one optimization profile
+# build STAGE INPUT MIN OPT MAX: model.onnx -> model.plan with one optimization profile;
+# MIN/OPT/MAX are shapes without the batch, which goes from 1 to the stage's max_batch_size
 build() {
-    local stage=$1 input=$2 min_shape=$3 opt_shape=$4 max_shape=$5
+    local stage=$1 input=$2 batch opt_batch
+    batch=$(max_batch "$stage")
+    opt_batch=$(min "${OPT_BATCH:-$batch}" "$batch")
+    local min_shape="1x$3" opt_shape="${opt_batch}x$4" max_shape="${batch}x$5"
     local onnx="$REPOSITORY/$stage/1/model.onnx" plan="$REPOSITORY/$stage/1/model.plan"
     local log="$LOG_DIR/$stage.log"
     local common=("--onnx=$onnx" "--saveEngine=$plan" "${precision_args[@]}" "${extra_args[@]}")
@@ -194,9 +211,9 @@ build() {
 
 echo "trtexec: $TRTEXEC_BIN"
 echo "repository: $REPOSITORY (downsampling $FACTOR, latent channels $CHANNELS, frames up to ${MAX_HEIGHT}x${MAX_WIDTH}, $PRECISION)"
-build encoder encoder_x "1x3x${min_h}x${min_w}" "1x3x${opt_h}x${opt_w}" "1x3x${max_h}x${max_w}"
-build decoder decoder_y_hat "1x${CHANNELS}x$((min_h / FACTOR))x$((min_w / FACTOR))" \
-    "1x${CHANNELS}x$((opt_h / FACTOR))x$((opt_w / FACTOR))" \
-    "1x${CHANNELS}x$((max_h / FACTOR))x$((max_w / FACTOR))"
-build detector detector_images "1x3x${DET_H}x${DET_W}" "1x3x${DET_H}x${DET_W}" "1x3x${DET_H}x${DET_W}"
+build encoder encoder_x "3x${min_h}x${min_w}" "3x${opt_h}x${opt_w}" "3x${max_h}x${max_w}"
+build decoder decoder_y_hat "${CHANNELS}x$((min_h / FACTOR))x$((min_w / FACTOR))" \
+    "${CHANNELS}x$((opt_h / FACTOR))x$((opt_w / FACTOR))" \
+    "${CHANNELS}x$((max_h / FACTOR))x$((max_w / FACTOR))"
+build detector detector_images "3x${DET_H}x${DET_W}" "3x${DET_H}x${DET_W}" "3x${DET_H}x${DET_W}"
 echo "done: serve $REPOSITORY with tritonserver of the same image ($TRITON_IMAGE)"

@@ -41,6 +41,12 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ONNX Runtime intra-op threads per ONNX stage (0: ONNX Runtime's default)")
     parser.add_argument("--instances", type=int, default=1,
                         help="model instances per stage (Triton instance_group count)")
+    parser.add_argument("--max-batch", type=int, default=4,
+                        help="largest dynamic batch of encoder, decoder and detector (Triton "
+                        "max_batch_size; requests of the same frame size are batched); 0 turns batching off")
+    parser.add_argument("--batch-delay-us", type=int, default=2000,
+                        help="microseconds a request may wait for others to join its batch "
+                        "(max_queue_delay_microseconds)")
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -51,7 +57,7 @@ def run_export(args: argparse.Namespace) -> int:
         backend=args.backend, max_height=args.max_height, max_width=args.max_width,
         detector_height=args.detector_size, detector_width=args.detector_size,
         person_classes=args.person_classes, conf=args.conf, iou=args.iou, threads=args.threads,
-        instances=args.instances,
+        instances=args.instances, max_batch=args.max_batch, batch_delay_us=args.batch_delay_us,
     )
     report = export_repository(args.checkpoint, args.repository, options, args.detector)
     print(json.dumps(report.to_dict()))

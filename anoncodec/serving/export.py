@@ -37,6 +37,9 @@ __all__ = ["SOURCE_REPOSITORY", "DetectorInfo", "inspect_detector", "rename_io",
 logger = logging.getLogger(__name__)
 
 SOURCE_REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
+# Relative difference allowed between the served detector and its source (batched or not):
+# the same graph, so only float summation order may differ.
+DETECTOR_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,8 @@ class ExportReport:
     detector: str
     detector_input: tuple[int, int]
     person_classes: tuple[int, ...]
+    max_batch: int = 0
+    detector_batch_err: float | None = None
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -238,9 +243,10 @@ def export_repository(
             (repo / stage / "1" / "codec.json").write_text(json.dumps(codec.to_dict(), indent=2) + "\n")
     det_path = repo / "detector" / "1" / "model.onnx"
     rename_io(info.path, det_path, tensor_name("detector", "images"), tensor_name("detector", "output"))
+    batch_err = _prepare_batching(repo, info, options)
     noise = np.random.default_rng(0).random((1, 3, info.height, info.width), dtype=np.float32)
     det_err = float(np.abs(_run_onnx(det_path, noise) - _run_onnx(info.path, noise)).max())
-    if det_err > 0:
+    if det_err > DETECTOR_TOLERANCE * max(1.0, float(np.abs(_run_onnx(info.path, noise)).max())):
         raise ExportError(f"the copied detector differs from {info.path} by {det_err}")
     if converted is not None:
         converted.unlink()
@@ -252,4 +258,32 @@ def export_repository(
         logger.info("%s: %s", stage, repo / stage / "1" / "model.onnx")
     return ExportReport(repo, options.backend, codec.model_id.hex(), codec.downsampling,
                         codec.latent_channels, exported.encoder_max_abs_err, exported.decoder_max_abs_err,
-                        str(info.path), (info.height, info.width), options.person_classes)
+                        str(info.path), (info.height, info.width), options.person_classes,
+                        options.max_batch, batch_err)
+
+
+def _prepare_batching(repo: Path, info: DetectorInfo, options: RepositoryOptions) -> float | None:
+    """Make the batched stages' ONNX files batchable; the detector's batch error, or None.
+
+    The codec's files come with a dynamic batch already; a detector with a fixed batch of 1
+    is rewritten (:mod:`anoncodec.serving.onnx_batch`) and must then give the same output
+    on a batch of two as one image at a time.
+    """
+    from anoncodec.serving.onnx_batch import batch_error, has_dynamic_batch, make_batch_dynamic
+
+    if not options.max_batch:
+        return None
+    for stage in ("encoder", "decoder"):
+        if not has_dynamic_batch(repo / stage / "1" / "model.onnx"):
+            raise ExportError(f"{repo / stage / '1' / 'model.onnx'} has a fixed batch dimension; "
+                              "export with --max-batch 0")
+    det_path = repo / "detector" / "1" / "model.onnx"
+    if not has_dynamic_batch(det_path):
+        make_batch_dynamic(det_path, det_path)
+    err = batch_error(det_path, info.path, (3, info.height, info.width))
+    if err > DETECTOR_TOLERANCE:
+        raise ExportError(f"the detector {info.path} does not batch correctly after its batch dimension was "
+                          f"made dynamic (relative error {err:.2g} on a batch of 2); export with --max-batch 0, "
+                          "or export the detector with a dynamic batch (ultralytics: dynamic=True)")
+    logger.info("detector batches correctly (relative error %.2g on a batch of 2)", err)
+    return err

@@ -92,35 +92,51 @@ def stage_model(stage: str) -> type:
             except Exception as exc:  # never fail a request because of a metric
                 self.log.log_warn(f"{self.model_name}: metric update failed ({exc})")
 
-        def _one(self, request):
+        def _inputs(self, request) -> dict:
+            arrays = {}
+            for name in self.inputs:
+                tensor = self.pb.get_input_tensor_by_name(request, name)
+                if tensor is None:
+                    raise _missing(name)
+                arrays[name] = tensor.as_numpy()
+            return arrays
+
+        def _respond(self, outcome, seconds: float):
             from anoncodec.errors import AnoncodecError
 
             pb = self.pb
-            start = time.perf_counter()
             try:
-                arrays = {}
-                for name in self.inputs:
-                    tensor = pb.get_input_tensor_by_name(request, name)
-                    if tensor is None:
-                        raise _missing(name)
-                    arrays[name] = tensor.as_numpy()
-                results = self.stage(arrays)
-                tensors = [pb.Tensor(name, results[name].astype(dtype, copy=False))
+                if isinstance(outcome, Exception):
+                    raise outcome
+                tensors = [pb.Tensor(name, outcome[name].astype(dtype, copy=False))
                            for name, dtype in self.outputs.items()]
-                self._count("ok", time.perf_counter() - start)
+                self._count("ok", seconds)
                 return pb.InferenceResponse(output_tensors=tensors)
             except AnoncodecError as exc:
-                self._count("invalid", time.perf_counter() - start)
+                self._count("invalid", seconds)
                 return pb.InferenceResponse(error=pb.TritonError(f"{self.model_name}: {exc}",
                                                                  pb.TritonError.INVALID_ARG))
             except Exception as exc:  # a bug: report it, keep serving
-                self._count("error", time.perf_counter() - start)
-                self.log.log_error(f"{self.model_name}: {traceback.format_exc()}")
+                self._count("error", seconds)
+                self.log.log_error(f"{self.model_name}: {''.join(traceback.format_exception(exc))}")
                 return pb.InferenceResponse(error=pb.TritonError(
                     f"{self.model_name}: internal error {type(exc).__name__}: {exc}", pb.TritonError.INTERNAL))
 
         def execute(self, requests: list) -> list:
-            return [self._one(request) for request in requests]
+            # With dynamic batching Triton hands over several requests at once; the stage
+            # runs those of equal shape as one batch (call_many) and answers each one.
+            start = time.perf_counter()
+            arrays: list = []
+            for request in requests:
+                try:
+                    arrays.append(self._inputs(request))
+                except Exception as exc:
+                    arrays.append(exc)
+            valid = [a for a in arrays if not isinstance(a, Exception)]
+            results = iter(self.stage.call_many(valid))
+            outcomes = [a if isinstance(a, Exception) else next(results) for a in arrays]
+            seconds = (time.perf_counter() - start) / max(1, len(requests))
+            return [self._respond(outcome, seconds) for outcome in outcomes]
 
         def finalize(self) -> None:
             self.stage.close()

@@ -28,6 +28,7 @@ __all__ = [
     "BACKENDS",
     "ONNX_STAGES",
     "PYTHON_STAGES",
+    "BATCHED_STAGES",
     "ENSEMBLES",
     "RepositoryOptions",
     "tensor_name",
@@ -58,6 +59,10 @@ _STAGES: dict[str, tuple[tuple[Tensor, ...], tuple[Tensor, ...]]] = {
 }
 ONNX_STAGES = ("encoder", "decoder", "detector")
 PYTHON_STAGES = tuple(s for s in _STAGES if s not in ONNX_STAGES)
+# Stages that Triton's dynamic batcher may batch (when RepositoryOptions.max_batch > 0): the
+# leading 1 of their tensors above becomes Triton's implicit batch dimension. Requests are
+# batched only when their other dims agree (same frame size; the detector's letterbox always).
+BATCHED_STAGES = ONNX_STAGES
 # dims 0 above are placeholders for the detector's input size (filled in by render_configs)
 
 # ensemble -> (inputs, outputs, steps); a step maps stage tensors (short names) to
@@ -117,6 +122,11 @@ class RepositoryOptions:
         threads: ONNX Runtime intra-op threads of each python+ORT stage (0: ORT default).
         instances: model instances per stage (``instance_group.count``): more instances let
             Triton run several frames of one stage at once.
+        max_batch: largest batch Triton's dynamic batcher forms for the batched stages
+            (encoder, decoder, detector: ``max_batch_size``); 0 turns batching off. Their
+            ONNX files must have a dynamic batch dimension (``anoncodec export`` checks).
+        batch_delay_us: how long a request may wait in a batched stage's queue for others
+            to join its batch (``max_queue_delay_microseconds``).
     """
 
     backend: str = "python"
@@ -130,6 +140,8 @@ class RepositoryOptions:
     max_det: int = 300
     threads: int = 0
     instances: int = 1
+    max_batch: int = 4
+    batch_delay_us: int = 2000
 
     def __post_init__(self) -> None:
         from anoncodec.errors import ConfigError
@@ -148,6 +160,14 @@ class RepositoryOptions:
             raise ConfigError(f"threads={self.threads!r}; expected an integer >= 0")
         if not (isinstance(self.instances, int) and 1 <= self.instances <= 64):
             raise ConfigError(f"instances={self.instances!r}; expected an integer in 1..64")
+        if not (isinstance(self.max_batch, int) and 0 <= self.max_batch <= 256):
+            raise ConfigError(f"max_batch={self.max_batch!r}; expected an integer in 0..256 (0: no batching)")
+        if not (isinstance(self.batch_delay_us, int) and 0 <= self.batch_delay_us <= 10_000_000):
+            raise ConfigError(f"batch_delay_us={self.batch_delay_us!r}; expected an integer in 0..10000000")
+
+    def batched(self, stage: str) -> bool:
+        """Whether ``stage`` gets ``max_batch_size > 0`` and a dynamic batcher."""
+        return self.max_batch > 0 and stage in BATCHED_STAGES
 
     def parameters(self, stage: str) -> dict[str, str]:
         """The ``parameters`` block of a stage's config (strings, read back by the stage)."""
@@ -174,7 +194,10 @@ def _dims(dims: tuple[int, ...], options: RepositoryOptions) -> str:
 _CONFIG_TYPES = {"BYTES": "STRING"}
 
 
-def _tensors(kind: str, tensors: tuple[Tensor, ...], options: RepositoryOptions, prefix: str = "") -> str:
+def _tensors(kind: str, tensors: tuple[Tensor, ...], options: RepositoryOptions, prefix: str = "",
+             batched: bool = False) -> str:
+    if batched:  # Triton adds the batch dimension itself
+        tensors = tuple((short, dtype, dims[1:]) for short, dtype, dims in tensors)
     items = [
         f'  {{\n    name: "{prefix + short}"\n    data_type: TYPE_{_CONFIG_TYPES.get(dtype, dtype)}\n    dims: [ {_dims(dims, options)} ]\n  }}'
         for short, dtype, dims in tensors
@@ -198,9 +221,12 @@ def _stage_config(stage: str, options: RepositoryOptions) -> str:
         head += 'platform: "tensorrt_plan"\ndefault_model_filename: "model.plan"\n'
     else:
         head += 'backend: "python"\n'
-    text = head + "max_batch_size: 0\n"
-    text += _tensors("input", inputs, options, f"{stage}_")
-    text += _tensors("output", outputs, options, f"{stage}_")
+    batched = options.batched(stage)
+    text = head + f"max_batch_size: {options.max_batch if batched else 0}\n"
+    text += _tensors("input", inputs, options, f"{stage}_", batched)
+    text += _tensors("output", outputs, options, f"{stage}_", batched)
+    if batched:
+        text += f"dynamic_batching {{\n  max_queue_delay_microseconds: {options.batch_delay_us}\n}}\n"
     # python stages (and ONNX Runtime inside python) run on the CPU; native backends on the GPU
     kind = "KIND_CPU" if stage not in ONNX_STAGES or options.backend == "python" else "KIND_GPU"
     if kind == "KIND_CPU" or options.instances > 1:

@@ -78,11 +78,37 @@ class Stage:
         """Map short input names to arrays -> short output names to arrays."""
         raise NotImplementedError
 
+    def run_many(self, requests: list[Arrays]) -> list[Arrays | Exception]:
+        """:meth:`run` for each of several requests (short names), one outcome each.
+
+        A request that fails gets its exception in its place; the others are unaffected.
+        Stages that can batch (:class:`OnnxStage`) override this to run requests of the
+        same shape as one batch.
+        """
+        outcomes: list[Arrays | Exception] = []
+        for inputs in requests:
+            try:
+                outcomes.append(self.run(inputs))
+            except Exception as exc:  # handed back to the caller, which answers that request
+                outcomes.append(exc)
+        return outcomes
+
+    def _short(self, tensors: Arrays) -> Arrays:
+        prefix = self.name + "_"
+        return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in tensors.items()}
+
+    def _full(self, outputs: Arrays | Exception) -> Arrays | Exception:
+        if isinstance(outputs, Exception):
+            return outputs
+        return {tensor_name(self.name, k): v for k, v in outputs.items()}
+
     def __call__(self, tensors: Arrays) -> Arrays:
         """Like :meth:`run`, with full tensor names (``<stage>_<short>``) on both sides."""
-        prefix = self.name + "_"
-        short = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in tensors.items()}
-        return {tensor_name(self.name, k): v for k, v in self.run(short).items()}
+        return self._full(self.run(self._short(tensors)))
+
+    def call_many(self, requests: list[Arrays]) -> list[Arrays | Exception]:
+        """Like :meth:`run_many`, with full tensor names on both sides."""
+        return [self._full(o) for o in self.run_many([self._short(r) for r in requests])]
 
     def close(self) -> None:
         """Release resources (ONNX Runtime sessions)."""
@@ -172,6 +198,9 @@ class OnnxStage(Stage):
 
     The ONNX graph's input/output names are the stage's tensor names (the export renames
     them), so the same ``model.onnx`` also serves under Triton's ``onnxruntime_onnx``.
+    Inputs are ``[B, C, H, W]``; :meth:`run_many` stacks requests of equal shape into one
+    ONNX Runtime call when the graph's batch dimension is dynamic (Triton's dynamic
+    batcher hands the python backend a list of requests, not one tensor).
     """
 
     def __init__(self, version_dir, params=None):
@@ -184,23 +213,63 @@ class OnnxStage(Stage):
         if names != (self.input_names, self.output_names):
             raise ExportError(f"{path} has inputs {names[0]} and outputs {names[1]}; expected "
                               f"{self.input_names} -> {self.output_names}: re-run `anoncodec export`")
-        self.input_type = self.session.get_inputs()[0].type
+        graph_input = self.session.get_inputs()[0]
+        self.input_type = graph_input.type
+        batch = graph_input.shape[0] if graph_input.shape else None
+        # a fixed batch dimension (an int, e.g. 1) means: run requests one by one
+        self.fixed_batch = batch if isinstance(batch, int) else None
+        (self.in_short,) = [t[0] for t in stage_tensors(self.name)[0]]
+        (self.out_short,) = [t[0] for t in stage_tensors(self.name)[1]]
 
-    def run(self, inputs):
-        (short,) = [t[0] for t in stage_tensors(self.name)[0]]
-        x = np.asarray(inputs[short])
+    def _checked(self, inputs: Arrays) -> np.ndarray:
+        x = np.asarray(inputs[self.in_short])
+        if x.dtype != np.float32 or x.ndim != 4 or x.shape[0] < 1 or (
+                self.fixed_batch is not None and x.shape[0] != self.fixed_batch):
+            batch = self.fixed_batch if self.fixed_batch is not None else "B"
+            raise stages.InvalidRequestError(f"{tensor_name(self.name, self.in_short)} must be float32 "
+                                             f"[{batch}, C, H, W], got {x.dtype.name} {list(x.shape)}")
+        return x
+
+    def _infer(self, x: np.ndarray) -> np.ndarray:
         expected = np.float16 if self.input_type == "tensor(float16)" else np.float32
-        if x.dtype != np.float32 or x.ndim != 4 or x.shape[0] != 1:
-            raise stages.InvalidRequestError(f"{tensor_name(self.name, short)} must be float32 [1, C, H, W], "
-                                             f"got {x.dtype.name} {list(x.shape)}")
         try:
             outputs = self.session.run(self.output_names, {self.input_names[0]: x.astype(expected, copy=False)})
         except Exception as exc:  # ONNX Runtime reports bad shapes as plain exceptions
             if "INVALID_ARGUMENT" in str(exc) or "Invalid" in type(exc).__name__:
                 raise stages.InvalidRequestError(f"{self.name}: ONNX Runtime rejected the input: {exc}") from exc
             raise
-        (out_short,) = [t[0] for t in stage_tensors(self.name)[1]]
-        return {out_short: np.asarray(outputs[0], dtype=np.float32)}
+        return np.asarray(outputs[0], dtype=np.float32)
+
+    def run(self, inputs):
+        return {self.out_short: self._infer(self._checked(inputs))}
+
+    def run_many(self, requests):
+        if self.fixed_batch is not None or len(requests) < 2:
+            return super().run_many(requests)
+        outcomes: list[Arrays | Exception | None] = [None] * len(requests)
+        groups: dict[tuple, list[tuple[int, np.ndarray]]] = {}
+        for i, inputs in enumerate(requests):
+            try:
+                x = self._checked(inputs)
+            except Exception as exc:
+                outcomes[i] = exc
+                continue
+            groups.setdefault(x.shape[1:], []).append((i, x))
+        for members in groups.values():
+            if len(members) == 1:
+                outcomes[members[0][0]] = super().run_many([requests[members[0][0]]])[0]
+                continue
+            try:
+                y = self._infer(np.concatenate([x for _, x in members]))
+            except Exception:  # find out which request is to blame: run them one by one
+                for i, _ in members:
+                    outcomes[i] = super().run_many([requests[i]])[0]
+                continue
+            start = 0
+            for i, x in members:
+                outcomes[i] = {self.out_short: y[start:start + len(x)]}
+                start += len(x)
+        return outcomes  # type: ignore[return-value]
 
     def close(self):
         self.session = None

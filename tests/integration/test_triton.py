@@ -206,3 +206,44 @@ def test_metrics_endpoint_and_latency(client, server):
         text = response.read().decode()
     assert 'nv_inference_request_success{model="anonymize_frame"' in text
     assert "anoncodec_stage_requests_total" in text
+
+
+def _batch_stats(client, model):
+    stats = client.get_inference_statistics(model_name=model, as_json=True)["model_stats"][0]
+    return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_result(client, server, reference):
+    """The dynamic batcher joins requests from both ensembles; results stay per request."""
+    import queue
+
+    from anoncodec.packet import pack
+
+    encoder, decode, _ = reference
+    frames = [np.ascontiguousarray(np.roll(_frame(), 40 * i, axis=1)) for i in range(4)]
+    packets = [encoder.encode(f) for f in frames]
+    before = {m: _batch_stats(client, m) for m in ("detector", "decoder")}
+    done: queue.Queue = queue.Queue()
+    for i, frame in enumerate(frames):
+        tensor = grpcclient.InferInput("FRAME", list(frame.shape), "UINT8")
+        tensor.set_data_from_numpy(frame)
+        client.async_infer("anonymize_frame", [tensor], partial_callback(done, ("frame", i)))
+        tensor = grpcclient.InferInput("PACKET", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([pack(packets[i])], dtype=object))
+        client.async_infer("analyze_bitstream", [tensor], partial_callback(done, ("packet", i)))
+    results = dict(done.get(timeout=300) for _ in range(2 * len(frames)))
+    for (kind, i), (result, error) in results.items():
+        assert error is None, f"{kind} {i}: {error}"
+        anonymized, boxes, scores = _check_contract(result, MAX_H, MAX_W, with_bits=kind == "frame")
+        _same(anonymized, boxes, scores, *decode(packets[i]))
+    after = {m: _batch_stats(client, m) for m in ("detector", "decoder")}
+    inferences, executions = (a - b for a, b in zip(after["detector"], before["detector"]))
+    print(f"detector: {inferences} frames in {executions} executions; decoder: "
+          f"{after['decoder'][0] - before['decoder'][0]} in {after['decoder'][1] - before['decoder'][1]}")
+    assert inferences == 2 * len(frames)
+    assert executions < inferences, "8 concurrent frames should have formed at least one batch"
+
+
+def partial_callback(done, key):
+    """An async_infer callback that puts ``(key, (result, error))`` on ``done``."""
+    return lambda result, error: done.put((key, (result, error)))

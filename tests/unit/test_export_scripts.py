@@ -38,10 +38,11 @@ STATIC_DETECTOR = """case "$*" in *detector_images*)
 
 
 def tensorrt_repository(root: Path, max_height: int = 576, max_width: int = 768, factor: int = 16,
-                        channels: int = 96, backend: str = "tensorrt") -> Path:
+                        channels: int = 96, backend: str = "tensorrt", max_batch: int = 4) -> Path:
     """A folder laid out like `anoncodec export --backend tensorrt` (dummy ONNX files)."""
     repo = root / "repo"
-    write_configs(repo, RepositoryOptions(backend=backend, max_height=max_height, max_width=max_width))
+    write_configs(repo, RepositoryOptions(backend=backend, max_height=max_height, max_width=max_width,
+                                          max_batch=max_batch))
     codec = {"model_id": "00" * 16, "downsampling": factor, "latent_channels": channels,
              "architecture": "factorized"}
     for stage in ("frame_preprocess", "entropy_decode"):
@@ -98,10 +99,11 @@ def test_builds_three_plans_with_shape_profiles(tmp_path):
     assert result.returncode == 0, result.stderr
     calls = by_stage(recorded_calls(tmp_path))
     assert sorted(calls) == ["decoder", "detector", "encoder"]
-    expected = {  # max 576x768 from the config, opt 480x640, min one latent pixel (factor 16)
-        "encoder": ("encoder_x", "1x3x16x16", "1x3x480x640", "1x3x576x768"),
-        "decoder": ("decoder_y_hat", "1x96x1x1", "1x96x30x40", "1x96x36x48"),
-        "detector": ("detector_images", "1x3x640x640", "1x3x640x640", "1x3x640x640"),
+    expected = {  # max 576x768 from the config, opt 480x640, min one latent pixel (factor 16);
+        # batch 1..4 (max_batch_size), tuned for 4
+        "encoder": ("encoder_x", "1x3x16x16", "4x3x480x640", "4x3x576x768"),
+        "decoder": ("decoder_y_hat", "1x96x1x1", "4x96x30x40", "4x96x36x48"),
+        "detector": ("detector_images", "1x3x640x640", "4x3x640x640", "4x3x640x640"),
     }
     for stage, (name, lo, opt, hi) in expected.items():
         call = calls[stage]
@@ -120,15 +122,36 @@ def test_max_size_arguments_round_up_to_the_downsampling(tmp_path):
                         PRECISION="fp32", TRTEXEC_ARGS="--memPoolSize=workspace:1024")
     assert result.returncode == 0, result.stderr
     calls = by_stage(recorded_calls(tmp_path))
-    assert "--maxShapes=encoder_x:1x3x1024x1920" in calls["encoder"]
-    assert "--optShapes=encoder_x:1x3x480x640" in calls["encoder"]
+    assert "--maxShapes=encoder_x:4x3x1024x1920" in calls["encoder"]
+    assert "--optShapes=encoder_x:4x3x480x640" in calls["encoder"]
     assert "--minShapes=decoder_y_hat:1x8x1x1" in calls["decoder"]
-    assert "--maxShapes=decoder_y_hat:1x8x32x60" in calls["decoder"]
+    assert "--maxShapes=decoder_y_hat:4x8x32x60" in calls["decoder"]
     assert all("--fp16" not in c and "--memPoolSize=workspace:1024" in c for c in calls.values())
 
 
+def test_without_batching_every_profile_has_batch_1(tmp_path):
+    repo = tensorrt_repository(tmp_path, max_batch=0)
+    result = run_script([str(repo)], [fake_trtexec(tmp_path / "bin")], tmp_path)
+    assert result.returncode == 0, result.stderr
+    calls = by_stage(recorded_calls(tmp_path))
+    assert "--maxShapes=encoder_x:1x3x576x768" in calls["encoder"]
+    assert "--optShapes=detector_images:1x3x640x640" in calls["detector"]
+    assert "--maxShapes=detector_images:1x3x640x640" in calls["detector"]
+
+
+def test_opt_batch_is_capped_by_the_max_batch(tmp_path):
+    repo = tensorrt_repository(tmp_path, max_batch=8)
+    result = run_script([str(repo)], [fake_trtexec(tmp_path / "bin")], tmp_path, OPT_BATCH="2")
+    assert result.returncode == 0, result.stderr
+    calls = by_stage(recorded_calls(tmp_path))
+    assert "--optShapes=encoder_x:2x3x480x640" in calls["encoder"]
+    assert "--maxShapes=encoder_x:8x3x576x768" in calls["encoder"]
+    result = run_script([str(repo)], [fake_trtexec(tmp_path / "bin")], tmp_path, OPT_BATCH="x")
+    assert result.returncode != 0 and "OPT_BATCH" in result.stderr
+
+
 def test_static_detector_is_rebuilt_without_shapes(tmp_path):
-    repo = tensorrt_repository(tmp_path)
+    repo = tensorrt_repository(tmp_path, max_batch=0)
     result = run_script([str(repo)], [fake_trtexec(tmp_path / "bin", static_detector=True)], tmp_path)
     assert result.returncode == 0, result.stderr
     detector_calls = [c for c in recorded_calls(tmp_path) if any("detector/1/model.onnx" in a for a in c)]

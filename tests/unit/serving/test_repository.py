@@ -87,7 +87,7 @@ def test_backends_change_only_the_onnx_stages():
 def test_detector_options_reach_the_configs():
     configs = render_configs(RepositoryOptions(detector_height=320, detector_width=416, person_classes=(0,),
                                                conf=0.5, max_height=480, max_width=640))
-    assert "dims: [ 1, 3, 320, 416 ]" in configs["detector"]
+    assert "dims: [ 3, 320, 416 ]" in configs["detector"]  # batched: Triton adds the batch
     assert "dims: [ 1, 3, 320, 416 ]" in configs["decoder_postprocess"]
     assert 'string_value: "0"' in configs["detector_postprocess"] and '"0.5"' in configs["detector_postprocess"]
     assert '"480"' in configs["frame_preprocess"] and '"640"' in configs["entropy_decode"]
@@ -152,3 +152,22 @@ def test_instances_set_instance_group_count():
     assert "instance_group" not in _stage_config("detector", RepositoryOptions(backend="onnxruntime"))
     with pytest.raises(ConfigError):
         RepositoryOptions(instances=0)
+
+
+def test_batched_stages_get_a_dynamic_batcher_and_lose_their_leading_dim():
+    configs = render_configs(RepositoryOptions(max_batch=8, batch_delay_us=500))
+    for stage in ONNX_STAGES:
+        text = configs[stage]
+        assert "max_batch_size: 8\n" in text
+        assert "dynamic_batching {\n  max_queue_delay_microseconds: 500\n}" in text
+    assert "dims: [ 3, -1, -1 ]" in configs["encoder"] and "dims: [ -1, -1, -1 ]" in configs["decoder"]
+    for name in PYTHON_STAGES + tuple(ENSEMBLES):  # variable outputs (boxes, bytes): not batched
+        assert "max_batch_size: 0\n" in configs[name] and "dynamic_batching" not in configs[name]
+    unbatched = render_configs(RepositoryOptions(max_batch=0))
+    for stage in ONNX_STAGES:
+        assert "max_batch_size: 0\n" in unbatched[stage] and "dynamic_batching" not in unbatched[stage]
+    assert "dims: [ 1, 3, 640, 640 ]" in unbatched["detector"]
+    with pytest.raises(ConfigError, match="max_batch"):
+        RepositoryOptions(max_batch=-1)
+    with pytest.raises(ConfigError, match="batch_delay_us"):
+        RepositoryOptions(batch_delay_us=-5)

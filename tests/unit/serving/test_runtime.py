@@ -163,3 +163,55 @@ def test_adapter_reports_bugs_as_internal(repo, pb, monkeypatch):
     (response,) = model.execute([frame])
     assert response.error.code == "INTERNAL" and "ZeroDivisionError" in response.error.message
     assert any(level == "error" and "Traceback" in msg for level, msg in pb.Logger.messages)
+
+
+def test_onnx_stage_runs_equal_shapes_as_one_batch(repo, monkeypatch):
+    from anoncodec.serving.stages import InvalidRequestError
+
+    encoder = _stage(repo, "encoder")
+    assert encoder.fixed_batch is None  # the export leaves a dynamic batch dimension
+    calls = []
+    infer = encoder._infer
+    monkeypatch.setattr(encoder, "_infer", lambda x: calls.append(x.shape) or infer(x))
+    rng = np.random.default_rng(1)
+    small = [rng.random((1, 3, 32, 32), dtype=np.float32) for _ in range(3)]
+    large = rng.random((1, 3, 64, 32), dtype=np.float32)
+    requests = [{"x": small[0]}, {"x": large}, {"x": small[1]}, {"x": small[2].astype(np.float64)},
+                {"x": small[2]}]
+    outcomes = encoder.run_many(requests)
+    assert sorted(calls) == [(1, 3, 64, 32), (3, 3, 32, 32)]  # one call per shape
+    assert isinstance(outcomes[3], InvalidRequestError)
+    for i in (0, 1, 2, 4):
+        alone = infer(requests[i]["x"])
+        np.testing.assert_allclose(outcomes[i]["y"], alone, rtol=1e-5, atol=1e-5)
+        assert outcomes[i]["y"].shape[0] == 1
+
+
+def test_a_failing_batch_is_rerun_one_by_one(repo, monkeypatch):
+    encoder = _stage(repo, "encoder")
+    infer = encoder._infer
+
+    def fail_on_batches(x):
+        if len(x) > 1:
+            raise RuntimeError("out of memory")
+        return infer(x)
+
+    monkeypatch.setattr(encoder, "_infer", fail_on_batches)
+    x = np.zeros((1, 3, 32, 32), np.float32)
+    outcomes = encoder.run_many([{"x": x}, {"x": x}])
+    assert all(isinstance(o, dict) and o["y"].shape[0] == 1 for o in outcomes)
+
+
+def test_adapter_batches_the_detector(repo, pb):
+    model = _model(repo, "detector")
+    rng = np.random.default_rng(2)
+    images = [rng.random((1, 3, 640, 640), dtype=np.float32) for _ in range(2)]
+    requests = [{"detector_images": pb.Tensor("detector_images", im)} for im in images] + [{}]
+    responses = model.execute(requests)
+    assert len(responses) == 3
+    for image, response in zip(images, responses):
+        assert response.error is None
+        alone = model.stage({"detector_images": image})["detector_output"]
+        np.testing.assert_allclose(response.outputs["detector_output"], alone, rtol=1e-3, atol=1e-3)
+    assert responses[2].error.code == "INVALID_ARG"
+    model.finalize()
