@@ -17,6 +17,15 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help=_checkpoint_help())
     parser.add_argument("--onnx-dir", help="encode with ONNX Runtime from an export folder "
                         "(encoder.onnx + tables.npz) instead of PyTorch, as a camera does")
+    parser.add_argument("--guard", action="store_true",
+                        help="guaranteed mode: erase the latent of every head CenterFace finds before "
+                        "coding (factorized models)")
+    parser.add_argument("--guard-threshold", type=float, default=0.3,
+                        help="CenterFace score above which --guard erases a face")
+    parser.add_argument("--guard-margin", type=int, default=1,
+                        help="latent cells --guard erases around each head")
+    parser.add_argument("--guard-upscale", type=float, default=1.0,
+                        help="also look for faces in the image enlarged by this factor (small faces)")
 
 
 def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,23 +51,44 @@ def run_encode(args: argparse.Namespace) -> int:
     from anoncodec.packet import pack
 
     frame = _read_rgb(args.image)
+    guard = None
+    if args.guard:
+        from anoncodec.edge.guard import FaceGuard, GuardConfig
+
+        guard = FaceGuard(GuardConfig(args.guard_threshold, args.guard_margin, args.guard_upscale))
+    guarded = 0
     if args.onnx_dir:
         from anoncodec.edge import EdgeEncoder
 
         d = Path(args.onnx_dir)
-        packet = EdgeEncoder(d / "encoder.onnx", d / "tables.npz").encode(frame)
+        encoder = EdgeEncoder(d / "encoder.onnx", d / "tables.npz", guard=guard)
+        packet = encoder.encode(frame)
+        guarded = encoder.last_guarded
     else:
         from anoncodec.codec.images import frame_to_tensor
         from anoncodec.codec import load_codec
         from anoncodec.weights import default_checkpoint
 
         model = load_codec(args.checkpoint or default_checkpoint())
-        packet = model.compress(frame_to_tensor(frame))
+        latent_filter = None
+        if guard is not None:
+            from anoncodec.edge.guard import suppress_latent
+            from anoncodec.errors import ConfigError
+
+            if model.architecture != "factorized":
+                raise ConfigError(f"--guard needs a factorized model; this checkpoint is {model.architecture!r}")
+
+            def latent_filter(y):
+                nonlocal guarded
+                mask, guarded = guard.mask(frame, y.shape[1:], model.downsampling)
+                return suppress_latent(y, mask, model.entropy_tables().medians)
+        packet = model.compress(frame_to_tensor(frame), latent_filter)
     data = pack(packet)
     Path(args.output).write_bytes(data)
     h, w = frame.shape[:2]
     print(json.dumps({"packet": args.output, "bytes": len(data), "bpp": round(8 * len(data) / (h * w), 4),
-                      "height": h, "width": w, "model_id": packet.model_id.hex()}))
+                      "height": h, "width": w, "model_id": packet.model_id.hex()}
+                     | ({"guarded_heads": guarded} if guard is not None else {})))
     return 0
 
 

@@ -157,13 +157,19 @@ class FactorizedPrior(RoiCodec):
         return self._cached("tables", lambda: _factorized_tables(self.entropy_bottleneck, self.model_id()))
 
     @torch.no_grad()
-    def compress(self, x: Tensor) -> Packet:
-        """Encode one image ``x`` (float ``[1,3,H,W]`` in [0,1]) into a packet."""
+    def compress(self, x: Tensor, latent_filter=None) -> Packet:
+        """Encode one image ``x`` (float ``[1,3,H,W]`` in [0,1]) into a packet.
+
+        ``latent_filter`` (optional) maps the latent ``y`` (float32 numpy ``[C,h,w]``) to the
+        latent that is coded, e.g. the guaranteed mode's suppression of head regions.
+        """
         self._check_image(x)
         if x.shape[0] != 1:
             raise ValueError(f"compress takes one image, got a batch of {x.shape[0]}")
         tables = self.entropy_tables()
         y = self.g_a(self.pad(x))[0].cpu().numpy()
+        if latent_filter is not None:
+            y = latent_filter(y)
         payload, _ = tables.encode(y)
         return Packet(tables.model_id, self.architecture, int(x.shape[-2]), int(x.shape[-1]),
                       (Stream(tuple(int(d) for d in y.shape), payload),))

@@ -6,6 +6,7 @@ gRPC client lives in :mod:`anoncodec.edge.client` (it also needs ``tritonclient`
 """
 
 from anoncodec.edge.encoder import EdgeEncoder, frame_to_input
+from anoncodec.edge.guard import FaceGuard, GuardConfig
 from anoncodec.edge.sources import Frame, FrameSource, open_source
 
-__all__ = ["EdgeEncoder", "frame_to_input", "Frame", "FrameSource", "open_source"]
+__all__ = ["EdgeEncoder", "frame_to_input", "FaceGuard", "GuardConfig", "Frame", "FrameSource", "open_source"]

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from anoncodec.entropy_coder import FactorizedTables
 from anoncodec.errors import ExportError, require
+from anoncodec.edge.guard import suppress_latent
 from anoncodec.packet import MAX_SIDE, Packet, Stream, pack, padding
+
+if TYPE_CHECKING:
+    from anoncodec.edge.guard import FaceGuard
 
 __all__ = ["EdgeEncoder", "frame_to_input"]
 
@@ -42,10 +47,13 @@ class EdgeEncoder:
         tables: the matching ``tables.npz``.
         providers: ONNX Runtime execution providers (default: CPU).
         threads: intra-op threads (0: ONNX Runtime's default).
+        guard: guaranteed mode (:mod:`anoncodec.edge.guard`): erase the latent of every
+            head a camera-side face detector finds before entropy coding.
     """
 
     def __init__(self, encoder_onnx: str | Path, tables: str | Path,
-                 providers: list[str] | None = None, threads: int = 0) -> None:
+                 providers: list[str] | None = None, threads: int = 0,
+                 guard: "FaceGuard | None" = None) -> None:
         ort = require("onnxruntime", "edge")
         options = ort.SessionOptions()
         if threads:
@@ -59,6 +67,8 @@ class EdgeEncoder:
                               f"(model {self.tables.model_id.hex()}) come from different exports")
         self.factor = int(meta["downsampling"])
         self.input_name = self.session.get_inputs()[0].name
+        self.guard = guard
+        self.last_guarded = 0  # heads erased in the last encoded frame (guaranteed mode)
 
     def analyze(self, frame_rgb: np.ndarray) -> np.ndarray:
         """Run the analysis transform; returns ``y`` float32 ``[C, h, w]``."""
@@ -68,6 +78,10 @@ class EdgeEncoder:
     def encode(self, frame_rgb: np.ndarray) -> Packet:
         """Encode one uint8 ``[H,W,3]`` RGB frame into a :class:`Packet`."""
         y = self.analyze(frame_rgb)
+        if self.guard is not None:
+            mask, self.last_guarded = self.guard.mask(frame_rgb, y.shape[1:], self.factor)
+            if mask.any():
+                y = suppress_latent(y, mask, self.tables.medians)
         payload, _ = self.tables.encode(y)
         h, w = frame_rgb.shape[:2]
         return Packet(self.tables.model_id, "factorized", h, w, (Stream(tuple(int(d) for d in y.shape), payload),))

@@ -1,0 +1,97 @@
+"""Guaranteed mode: head regions found on the camera are erased from the latent itself."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from anoncodec.edge.guard import FaceGuard, GuardConfig, latent_mask, suppress_latent
+from anoncodec.errors import ConfigError
+from tests.conftest import SAMPLES
+
+
+def test_latent_mask_covers_the_cells_a_box_touches():
+    # factor 16, latent 4x5: box x 20..40, y 0..15 touches rows 0, columns 1..2
+    mask = latent_mask(np.array([[20, 0, 40, 15]], np.float32), (4, 5), 16, margin=0)
+    assert np.argwhere(mask).tolist() == [[0, 1], [0, 2]]
+    grown = latent_mask(np.array([[20, 0, 40, 15]], np.float32), (4, 5), 16, margin=1)
+    assert grown.sum() == 2 * 4 and grown[:2, 0:4].all()  # clipped at the top
+    # a box ending exactly on a cell border does not take the next cell
+    assert latent_mask(np.array([[0, 0, 16, 16]]), (4, 5), 16, 0).sum() == 1
+    assert not latent_mask(np.zeros((0, 4)), (4, 5), 16).any()
+    assert not latent_mask(np.array([[5, 5, 5, 9]]), (4, 5), 16).any()  # empty box
+
+
+def test_suppress_latent_writes_the_medians_only_into_the_mask():
+    y = np.random.default_rng(0).normal(size=(3, 2, 2)).astype(np.float32)
+    mask = np.array([[True, False], [False, False]])
+    out = suppress_latent(y, mask, np.array([0.5, -1.0, 2.0], np.float32))
+    assert out[:, 0, 0].tolist() == [0.5, -1.0, 2.0]
+    np.testing.assert_array_equal(out[:, 1:, :], y[:, 1:, :])
+    assert y[0, 0, 0] != 0.5  # the input is left alone
+    with pytest.raises(ValueError, match="does not match"):
+        suppress_latent(y, np.zeros((3, 3), bool), np.zeros(3))
+
+
+def test_config_is_checked():
+    for bad in ({"threshold": 0.0}, {"margin": -1}, {"upscale": 0.5}):
+        with pytest.raises(ConfigError):
+            GuardConfig(**bad)
+
+
+@pytest.fixture(scope="module")
+def demo_export(tmp_path_factory):
+    from anoncodec.codec import load_codec
+    from anoncodec.codec.onnx_export import export_codec
+    from anoncodec.weights import default_checkpoint
+
+    model = load_codec(default_checkpoint())
+    folder = tmp_path_factory.mktemp("demo_onnx")
+    export_codec(model, folder)
+    return model, folder
+
+
+def test_guarded_packet_holds_medians_over_the_face_and_no_face_comes_back(demo_export):
+    """messi5: the face CenterFace finds is erased in the bitstream (any decoder sees medians)."""
+    from anoncodec.codec.images import tensor_to_frame
+    from anoncodec.detectors.face import CenterFaceDetector
+    from anoncodec.edge import EdgeEncoder
+
+    model, folder = demo_export
+    frame = np.asarray(Image.open(SAMPLES / "messi5.jpg").convert("RGB"))
+    guard = FaceGuard(GuardConfig(margin=0))
+    heads = guard.head_boxes(frame)
+    assert len(heads) == 1
+    encoder = EdgeEncoder(folder / "encoder.onnx", folder / "tables.npz", guard=guard)
+    packet = encoder.encode(frame)
+    assert encoder.last_guarded == 1
+    (stream,) = packet.streams
+    y_hat = encoder.tables.decode(stream.data, stream.shape)
+    mask = latent_mask(heads, stream.shape[1:], encoder.factor, 0)
+    assert 0 < mask.sum() < mask.size
+    np.testing.assert_array_equal(y_hat[:, mask], np.repeat(encoder.tables.medians[:, None], mask.sum(), 1))
+    plain = EdgeEncoder(folder / "encoder.onnx", folder / "tables.npz").encode(frame)
+    y_plain = encoder.tables.decode(plain.streams[0].data, stream.shape)
+    np.testing.assert_array_equal(y_hat[:, ~mask], y_plain[:, ~mask])  # the rest is untouched
+    assert len(packet.streams[0].data) < len(plain.streams[0].data)  # medians are cheap
+    decoded = tensor_to_frame(model.decompress(packet))
+    assert len(CenterFaceDetector().detect(decoded, 0.3)) == 0
+
+
+def test_encode_cli_guard_gives_the_same_packet_in_pytorch_and_onnx(demo_export, tmp_path, capsys):
+    from anoncodec.cli.main import main
+
+    _, folder = demo_export
+    image = SAMPLES / "messi5.jpg"
+    assert main(["encode", str(image), "-o", str(tmp_path / "a.pkt"), "--guard"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(["encode", str(image), "-o", str(tmp_path / "b.pkt"), "--guard", "--onnx-dir", str(folder)]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert first["guarded_heads"] == second["guarded_heads"] == 1
+    assert (tmp_path / "a.pkt").read_bytes() == (tmp_path / "b.pkt").read_bytes()
+    assert main(["encode", str(image), "-o", str(tmp_path / "c.pkt")]) == 0
+    assert "guarded_heads" not in json.loads(capsys.readouterr().out)
+    assert (tmp_path / "c.pkt").read_bytes() != (tmp_path / "a.pkt").read_bytes()
