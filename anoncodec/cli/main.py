@@ -28,6 +28,7 @@ SUBCOMMANDS = {
     "camera": ("camera", "stream a video file, image folder, webcam or RTSP URL to the server (frames or "
                "packets mode)"),
     "demo": ("demo", "encode/decode the bundled samples with the demo checkpoint and report"),
+    "evaluate": ("evaluate", "privacy/utility benchmark of the codec against JPEG, WebP, AVIF and blur/pixelate/fill"),
 }
 
 
