@@ -14,7 +14,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_METHODS = ("original", "ours", "jpeg:5,10,20,40,75", "webp:5,20,50,80", "avif:10,30,50",
+DEFAULT_METHODS = ("original", "ours", "guard", "jpeg:5,10,20,40,75", "webp:5,20,50,80", "avif:10,30,50",
                    "blur:10,40,75", "pixelate:10,40,75", "fill:10,40,75")
 
 
@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="images to evaluate (repeatable): crowdhuman:FILE.odgt, coco:FILE.json, or a "
                         "folder / image / video path (ground truth then comes from the detectors on the originals)")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), metavar="METHOD",
-                        help="methods and rate points, family[:r1,r2,...]: original, ours[:CKPT,...], "
+                        help="methods and rate points, family[:r1,r2,...]: original, ours[:CKPT,...], guard[:CKPT,...] "
+                        "(ours in guaranteed mode), "
                         "jpeg|webp|avif:QUALITIES, blur|pixelate|fill:JPEG_QUALITIES (default: "
                         + " ".join(DEFAULT_METHODS) + ")")
     parser.add_argument("--out", required=True, help="folder for report.md, metrics.json, plots and grid")
@@ -82,7 +83,15 @@ def _grid_ids(groups: list[list[str]], count: int) -> list[str]:
     return ids
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, extra_methods=(), command: str | None = None) -> int:
+    """Evaluate, write the report and print the paths of what was written.
+
+    Args:
+        args: parsed ``anoncodec evaluate`` arguments.
+        extra_methods: more :class:`~anoncodec.evaluation.methods.Method` rows to run after
+            those of ``--methods`` (e.g. an attacker's decoder).
+        command: the command line recorded in the report (default: rebuilt from ``args``).
+    """
     import os
 
     from anoncodec.errors import ConfigError
@@ -127,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
                      "detected_ground_truth": loaded.detected_ground_truth})
     checkpoint = args.checkpoint or os.environ.get("ANONCODEC_CHECKPOINT") or default_checkpoint()
     methods = build_methods(args.methods, checkpoint, args.device, face_detector=detectors.centerface)
+    methods += list(extra_methods)
     grid_ids = _grid_ids(groups, args.grid_images)
     logger.info("evaluating %d methods/rate points on %d images", len(methods), len(items))
     bench = Benchmark(cache, settings, args.device, args.repeats, args.warmup, args.timing_images,
@@ -148,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
         env["device"] = f"{args.device}: {torch.cuda.get_device_name(0)}; {env['device']}"
     notes = Path(args.notes).read_text() if args.notes else ""
-    written = write_report(out, summaries, command=command_line(args), data=data,
+    written = write_report(out, summaries, command=command or command_line(args), data=data,
                            settings={**settings.to_dict(), "timing_repeats": args.repeats,
                                      "timing_warmup": args.warmup, "device": args.device},
                            environment=env, thumbs=thumbs, grid_images=grid_ids, notes=notes)

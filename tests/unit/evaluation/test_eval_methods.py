@@ -76,3 +76,23 @@ def test_anonymizer_fills_the_faces_centerface_finds(detectors, messi):
         len(faces) == 0
     with pytest.raises(ConfigError):
         anonymizer_method("swirl", 90, detectors.centerface)
+
+
+def test_guard_family_erases_the_face_the_plain_codec_keeps_encoding():
+    """``guard``: same checkpoint, heads CenterFace finds erased on the camera side."""
+    import numpy as np
+    from PIL import Image
+
+    from anoncodec.evaluation.methods import OURS_FAMILIES, build_methods
+    from anoncodec.weights import default_checkpoint
+    from tests.conftest import SAMPLES
+
+    methods = {m.family: m for m in build_methods(["ours", "guard"], default_checkpoint())}
+    assert set(OURS_FAMILIES) <= set(methods)
+    ours, guard = methods["ours"], methods["guard"]
+    assert guard.key.startswith("guard-") and guard.params["guard"]["margin"] == 1
+    assert guard.cache_id() != ours.cache_id()
+    frame = np.asarray(Image.open(SAMPLES / "messi5.jpg").convert("RGB"))
+    plain, guarded = ours.encode(frame), guard.encode(frame)
+    assert len(guarded) < len(plain)  # the erased head costs almost nothing
+    assert guard.decode(guarded).shape == frame.shape
