@@ -32,6 +32,26 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True,
                         help="video file, folder of images (sorted by name), image, webcam index (0, 1, ...) "
@@ -47,12 +67,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "tables.npz; must be the same weights the server decodes with")
     parser.add_argument("--max-in-flight", type=_positive_int, default=4,
                         help="frames sent but not yet delivered, at most (results come back in frame order)")
-    parser.add_argument("--when-full", default="block", choices=["block", "drop"],
-                        help="when --max-in-flight frames are in flight: block (wait; every frame is sent) or "
-                        "drop (skip the new frame and count it as dropped; for live sources)")
+    parser.add_argument("--buffer-size", type=_non_negative_int, default=16,
+                        help="frames read but not yet sent, at most: they wait for an in-flight slot or, after "
+                        "the server became unreachable (crash, restart), until it is back; kept in memory only "
+                        "(frames mode: H*W*3 bytes each, packets mode: one packet each)")
+    parser.add_argument("--when-full", default="block", choices=["block", "drop-newest", "drop-oldest", "drop"],
+                        help="when --buffer-size frames wait: block (stop reading; every frame is sent), "
+                        "drop-newest (skip the new frame; 'drop' is an alias) or drop-oldest (evict the oldest "
+                        "waiting frame, keep the newest); dropped frames are counted (frames_dropped)")
+    parser.add_argument("--outage-timeout", type=_non_negative_float, default=120.0,
+                        help="seconds to hold frames for a server that answered before and became unreachable; "
+                        "then they count as failed (0: no waiting, frames fail after --retries)")
     parser.add_argument("--retries", type=int, default=3,
-                        help="retries per frame while the server is unreachable or overloaded, with "
-                        "exponential backoff; then the frame counts as failed")
+                        help="retries per frame while the server is overloaded or too slow (or unreachable "
+                        "from the start), with exponential backoff; then the frame counts as failed")
     parser.add_argument("--backoff", type=float, default=0.5,
                         help="seconds before the first retry; doubles per retry up to --backoff-max")
     parser.add_argument("--backoff-max", type=float, default=8.0, help="longest wait between retries, seconds")
@@ -63,11 +91,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "to this video (.avi: MJPG, .mp4: mp4v); raw frames are never written")
     parser.add_argument("--detections",
                         help="write one JSON line per frame: frame, timestamp, status, boxes (x1,y1,x2,y2), "
-                        "scores, bytes_sent, bits, latency_ms (encode + request + retries), wait_ms (waiting for an in-flight "
-                        "slot), attempts, error")
+                        "scores, bytes_sent, bits, latency_ms (encode + request + retries), wait_ms (waiting in the buffer "
+                        "for a slot or the server), attempts, error (why a frame failed or was dropped)")
     parser.add_argument("--metrics-port", type=int,
                         help="serve Prometheus metrics (latency and bytes-per-frame histograms, frames "
-                        "sent/failed/dropped) on this port while streaming")
+                        "sent/failed/dropped, frames buffered/in flight, server outages) on this port while streaming")
     parser.add_argument("--metrics-addr", default="0.0.0.0", help="address the metrics server binds")
     parser.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
     parser.add_argument("--fps", type=_positive_float,
@@ -75,6 +103,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder-threads", type=int, default=0,
                         help="packets mode: ONNX Runtime intra-op threads (0: ONNX Runtime's default)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    tls = parser.add_argument_group("TLS", "for a server started with `anoncodec serve --tls-cert` (SECURITY.md)")
+    tls.add_argument("--tls", action="store_true",
+                     help="connect with TLS; the server certificate must name the host of --url")
+    tls.add_argument("--tls-ca", help="PEM CA bundle that signed the server certificate (default: system roots)")
+    tls.add_argument("--tls-cert", help="PEM client certificate, for servers that require one (--tls-client-ca)")
+    tls.add_argument("--tls-key", help="PEM private key of --tls-cert")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
         request_timeout_s=args.timeout, output_video=args.output_video, detections=args.detections,
         metrics_port=args.metrics_port, metrics_addr=args.metrics_addr,
         progress=not args.no_progress and sys.stderr.isatty(), encoder_threads=args.encoder_threads,
+        buffer_size=args.buffer_size, outage_timeout_s=args.outage_timeout, tls=args.tls, tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert, tls_key=args.tls_key,
     )
     stop = threading.Event()
 
@@ -114,5 +150,6 @@ def run(args: argparse.Namespace) -> int:
     if summary.frames_ok == 0 and summary.frames_failed > 0:
         raise ServerUnavailableError(f"no frame got through to {args.url} ({summary.frames_failed} failed; last "
                                      f"error: {summary.last_error}); is the server up (`anoncodec serve`) and serving the "
-                                     "same model as --export-dir?")
+                                     "same model as --export-dir? If it uses TLS, check --tls, --tls-ca and the client "
+                                     "certificate (--tls-cert/--tls-key)")
     return 0

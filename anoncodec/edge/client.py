@@ -10,20 +10,37 @@ Two modes (DESIGN.md sections 2 and 4)::
     packets:  frame_rgb -> EdgeEncoder -> packet ==PACKET==> analyze_bitstream
                                                      -> ANONYMIZED, BOXES, SCORES
 
-Pipeline: the source is read (and, in packets mode, encoded) in order; each frame takes
-one of ``max_in_flight`` slots, its request runs concurrently with the others, and the
-results are delivered strictly in frame order to the outputs (annotated video of the
-*anonymized* frames, JSON lines of detections, Prometheus metrics, progress bar). A slot
-is freed when its frame has been delivered, so at most ``max_in_flight`` frames (and
-their results) are held at once. When every slot is taken, ``when_full="block"`` waits and
-``when_full="drop"`` skips the new frame (counted as dropped).
+Pipeline::
 
-A request that fails because the server is unreachable, overloaded or too slow
-(gRPC ``UNAVAILABLE``, ``DEADLINE_EXCEEDED``, ``RESOURCE_EXHAUSTED``, ``ABORTED``) is
-retried after exponentially growing waits (:func:`backoff_schedule`); after ``retries``
-retries, or at once for a rejected request (``INVALID_ARGUMENT``, unknown model), the
-frame counts as failed. Raw frames are never written anywhere: failed and dropped frames
-only get a line in the detections file.
+    source -> read (+ encode, packets mode) -> buffer (<= buffer_size frames waiting)
+           -> in flight (<= max_in_flight requests) -> delivered in frame order
+
+The source is read (and, in packets mode, encoded) in order into a bounded buffer; each
+frame then takes one of ``max_in_flight`` slots, its request runs concurrently with the
+others, and the results are delivered strictly in frame order to the outputs (annotated
+video of the *anonymized* frames, JSON lines of detections, Prometheus metrics, progress
+bar). A slot is freed when its frame has been delivered, so at most ``max_in_flight +
+buffer_size`` frames are held at once, in memory only. When the buffer is full,
+``when_full`` decides: ``"block"`` stops reading until there is room, ``"drop-newest"``
+(alias ``"drop"``) skips the new frame, ``"drop-oldest"`` evicts the oldest waiting frame
+(never one already sent); dropped frames are counted and get a ``"dropped"`` line.
+
+Faults: a request that fails because the server is overloaded or too slow (gRPC
+``DEADLINE_EXCEEDED``, ``RESOURCE_EXHAUSTED``, ``ABORTED``) is retried after exponentially
+growing waits (:func:`backoff_schedule`); after ``retries`` retries, or at once for a
+rejected request (``INVALID_ARGUMENT``, unknown model, a protocol that needs a key), the
+frame counts as failed. When a server that answered before becomes unreachable
+(``UNAVAILABLE``: crashed, restarting, network down), the client holds every frame instead:
+requests already sent wait, new frames wait in the buffer, and the model's readiness is
+probed with the same backoff; once it is back they are sent again in frame order. Each
+frame is delivered exactly once, even when a retried request had reached the server
+before (its first answer was lost), because results are kept per frame, not per request.
+After ``outage_timeout_s`` the held frames count as failed and the client fails fast
+(per-frame retries) until the server answers again. A server that is unreachable from the
+start is not waited for (frames fail after their retries: a wrong ``--url`` shows at once).
+
+Raw frames are never written anywhere: failed and dropped frames only get a line in the
+detections file; the video holds the server's anonymized frames.
 """
 
 from __future__ import annotations
@@ -34,6 +51,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +78,7 @@ __all__ = [
     "FrameResult",
     "CameraSummary",
     "RequestRejectedError",
+    "ServerUnreachableError",
     "TritonInference",
     "CameraMetrics",
     "CameraClient",
@@ -72,7 +91,8 @@ logger = logging.getLogger(__name__)
 
 #: mode -> ensemble it calls
 MODES = {"frames": "anonymize_frame", "packets": "analyze_bitstream"}
-WHEN_FULL = ("block", "drop")
+#: ``when_full`` policies; ``"drop"`` is the older name of ``"drop-newest"``
+WHEN_FULL = ("block", "drop-newest", "drop-oldest", "drop")
 # gRPC codes after which the same request may succeed later
 RETRYABLE_STATUS = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED")
 
@@ -89,7 +109,10 @@ class ClientConfig:
             export) or a model repository (``encoder/1/model.onnx``,
             ``quantize/1/tables.npz``) are; packets mode only.
         max_in_flight: frames sent but not yet delivered, at most.
-        when_full: ``"block"`` (wait for a slot) or ``"drop"`` (skip the frame).
+        when_full: what to do with a new frame when ``buffer_size`` frames already wait:
+            ``"block"`` (stop reading until there is room), ``"drop-newest"`` (skip the new
+            frame; ``"drop"`` is an alias) or ``"drop-oldest"`` (evict the oldest waiting
+            frame). Dropped frames are counted (``frames_dropped``).
         retries: retries per frame after a retryable error (0: one attempt only).
         backoff_s: wait before the first retry, seconds; doubles (``backoff_factor``) per
             retry up to ``backoff_max_s``.
@@ -102,6 +125,15 @@ class ClientConfig:
         metrics_addr: address the metrics server binds.
         progress: show a tqdm progress bar (on stderr).
         encoder_threads: ONNX Runtime intra-op threads of the packets-mode encoder (0: default).
+        buffer_size: frames read but not yet sent, at most: they wait for a free slot, or
+            for the server to come back after it became unreachable. Memory only: in
+            frames mode each holds a raw frame (H*W*3 bytes), in packets mode a packet.
+        outage_timeout_s: how long frames are held for a server that answered before and
+            then became unreachable (0: not at all; they fail after ``retries``).
+        tls: connect with TLS (the server runs with ``--tls-cert``).
+        tls_ca: PEM CA bundle that signed the server's certificate (None: system roots).
+        tls_cert: PEM client certificate (chain), for servers that require one (mutual TLS).
+        tls_key: PEM private key of ``tls_cert``.
     """
 
     url: str = "localhost:8001"
@@ -120,6 +152,12 @@ class ClientConfig:
     metrics_addr: str = "0.0.0.0"
     progress: bool = False
     encoder_threads: int = 0
+    buffer_size: int = 16
+    outage_timeout_s: float = 120.0
+    tls: bool = False
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -141,6 +179,24 @@ class ClientConfig:
             value = getattr(self, name)
             if value is not None and not Path(value).resolve().parent.is_dir():
                 raise ConfigError(f"{name}={value!r}: its folder does not exist; create it first")
+        if not (isinstance(self.buffer_size, int) and self.buffer_size >= 0):
+            raise ConfigError(f"buffer_size={self.buffer_size!r}; expected an integer >= 0")
+        if not self.outage_timeout_s >= 0:
+            raise ConfigError(f"outage_timeout_s={self.outage_timeout_s!r}; expected seconds >= 0 (0: no waiting)")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError(f"tls_cert={self.tls_cert!r}, tls_key={self.tls_key!r}: a client certificate "
+                              "needs its key; give both (--tls-cert, --tls-key) or neither")
+        for name in ("tls_ca", "tls_cert", "tls_key"):
+            value = getattr(self, name)
+            if value is not None and not self.tls:
+                raise ConfigError(f"{name}={value!r} without tls=True; pass --tls to connect with TLS")
+            if value is not None and not Path(value).is_file():
+                raise ConfigError(f"{name}={value!r} is not a file; pass an existing PEM file")
+
+    @property
+    def drop_policy(self) -> str:
+        """``when_full`` with the alias resolved: ``"block"``, ``"drop-newest"`` or ``"drop-oldest"``."""
+        return "drop-newest" if self.when_full == "drop" else self.when_full
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -202,9 +258,15 @@ class InferenceResult:
     bits: int | None = None
 
 
+class ServerUnreachableError(ServerUnavailableError):
+    """The server did not answer at all (gRPC ``UNAVAILABLE``): down, restarting or unreachable."""
+
+
 #: ``await infer(payload)``: payload is the uint8 frame (frames) or packet bytes (packets).
-#: Raise :class:`ServerUnavailableError` for a retryable failure, another
-#: :class:`AnoncodecError` for a permanent one.
+#: Raise :class:`ServerUnreachableError` when the server cannot be reached,
+#: :class:`ServerUnavailableError` for another retryable failure and another
+#: :class:`AnoncodecError` for a permanent one. An optional ``await infer.ready()``
+#: (bool) tells whether the server is back after an outage.
 InferFn = Callable[[Any], Awaitable[InferenceResult]]
 
 
@@ -215,10 +277,19 @@ class TritonInference:
         url: gRPC address ``host:port``.
         mode: ``"frames"`` or ``"packets"``.
         timeout_s: deadline of one request.
+        tls: connect with TLS.
+        tls_ca, tls_cert, tls_key: PEM files: CA of the server's certificate (None: system
+            roots), client certificate and key (mutual TLS).
+        reconnect_s: ``(first, longest)`` wait of gRPC's reconnection attempts, seconds
+            (None: gRPC's defaults, up to 120 s), so a restarted server is found quickly.
     """
 
-    def __init__(self, url: str, mode: str, timeout_s: float = 60.0) -> None:
+    def __init__(self, url: str, mode: str, timeout_s: float = 60.0, tls: bool = False,
+                 tls_ca: str | None = None, tls_cert: str | None = None, tls_key: str | None = None,
+                 reconnect_s: tuple[float, float] | None = None) -> None:
         self.url, self.mode, self.timeout_s = url, mode, timeout_s
+        self.tls, self.tls_ca, self.tls_cert, self.tls_key = tls, tls_ca, tls_cert, tls_key
+        self.reconnect_s = reconnect_s
         self.model = MODES[mode]
         self._aio = require("tritonclient.grpc.aio", "serve")
         self._grpc = require("tritonclient.grpc", "serve")
@@ -236,18 +307,52 @@ class TritonInference:
             tensor.set_data_from_numpy(np.array([payload], dtype=object))
         return tensor
 
-    async def __call__(self, payload: Any) -> InferenceResult:
+    def _channel_args(self) -> list[tuple[str, int]]:
+        keepalive = self._grpc.KeepAliveOptions()
+        size = self._grpc.MAX_GRPC_MESSAGE_SIZE
+        args = [("grpc.max_send_message_length", size), ("grpc.max_receive_message_length", size),
+                ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+                ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+                ("grpc.keepalive_permit_without_calls", int(keepalive.keepalive_permit_without_calls)),
+                ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data)]
+        if self.reconnect_s is not None:
+            first, longest = (max(100, int(1000 * s)) for s in self.reconnect_s)
+            args += [("grpc.initial_reconnect_backoff_ms", first), ("grpc.min_reconnect_backoff_ms", first),
+                     ("grpc.max_reconnect_backoff_ms", max(first, longest))]
+        return args
+
+    def _connect(self):
         if self._client is None:
-            self._client = self._aio.InferenceServerClient(self.url)
+            self._client = self._aio.InferenceServerClient(
+                self.url, ssl=self.tls, root_certificates=self.tls_ca, private_key=self.tls_key,
+                certificate_chain=self.tls_cert, channel_args=self._channel_args())
+        return self._client
+
+    def _error(self, exc) -> AnoncodecError:
+        status = str(exc.status() or "").rsplit(".", 1)[-1]
+        message = f"{self.model} at {self.url}: {status or 'error'}: {exc.message()}"
+        if "restricted" in str(exc.message()):  # Triton answers UNAVAILABLE for a missing key
+            return RequestRejectedError(f"{message} (this server requires a key for that protocol)")
+        if status == "UNAVAILABLE":
+            return ServerUnreachableError(message)
+        if status in RETRYABLE_STATUS:
+            return ServerUnavailableError(message)
+        return RequestRejectedError(message)
+
+    async def ready(self) -> bool:
+        """Whether the server answers and the ensemble is ready (used to end an outage)."""
         try:
-            result = await self._client.infer(self.model, [self._input(payload)], outputs=self._outputs,
-                                              client_timeout=self.timeout_s)
+            return bool(await self._connect().is_model_ready(self.model, client_timeout=min(self.timeout_s, 5.0)))
+        except self._utils.InferenceServerException:
+            return False
+
+    async def __call__(self, payload: Any) -> InferenceResult:
+        client = self._connect()
+        try:
+            result = await client.infer(self.model, [self._input(payload)], outputs=self._outputs,
+                                        client_timeout=self.timeout_s)
         except self._utils.InferenceServerException as exc:
-            status = str(exc.status() or "").rsplit(".", 1)[-1]
-            message = f"{self.model} at {self.url}: {status or 'error'}: {exc.message()}"
-            if status in RETRYABLE_STATUS:
-                raise ServerUnavailableError(message) from None
-            raise RequestRejectedError(message) from None
+            raise self._error(exc) from None
         bits = result.as_numpy("BITS") if self.mode == "frames" else None
         return InferenceResult(result.as_numpy("ANONYMIZED"), result.as_numpy("BOXES"),
                                result.as_numpy("SCORES"), None if bits is None else int(bits[0]))
@@ -264,13 +369,13 @@ class FrameResult:
 
     Attributes:
         index, timestamp: from the source.
-        status: ``"ok"``, ``"failed"`` or ``"dropped"``.
+        status: ``"ok"``, ``"failed"`` or ``"dropped"`` (buffer full, see ``when_full``).
         bytes_sent: request payload size (raw frame or packet), 0 when dropped.
-        attempts: requests made (1 + retries used).
-        latency_ms: end to end, from the frame taking its in-flight slot to the response:
-            encoding (packets mode), transfer, server, retries; None unless ok.
-        wait_ms: from the frame being read to it getting a slot (``when_full="block"``
-            only; replaying a file faster than the server keeps up makes this grow).
+        attempts: requests made (1 + retries used, including resends after an outage).
+        latency_ms: encoding (packets mode) plus the time from the frame taking its
+            in-flight slot to the response: transfer, server, retries, outages; None unless ok.
+        wait_ms: time the frame waited in the buffer for a slot (replaying a file faster
+            than the server keeps up, or a server outage, makes this grow).
         boxes_xyxy: float32 ``[N, 4]``; scores: float32 ``[N]`` (empty unless ok).
         bits: entropy-coded latent size reported by ``anonymize_frame`` (frames mode).
         error: why it failed.
@@ -316,6 +421,7 @@ class CameraSummary:
         retries: retries made in all.
         elapsed_s: wall time of the run; fps: delivered frames per second.
         last_error: the last failure's message, if any.
+        outages: times the server became unreachable after it had answered.
     """
 
     mode: str
@@ -329,6 +435,7 @@ class CameraSummary:
     elapsed_s: float
     fps: float
     last_error: str | None = None
+    outages: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -359,11 +466,20 @@ class CameraMetrics:
         self.failed = prom.Counter("anoncodec_camera_frames_failed", "Frames that failed after all retries",
                                    **kw).labels(mode)
         self.dropped = prom.Counter("anoncodec_camera_frames_dropped",
-                                    "Frames skipped because every in-flight slot was taken", **kw).labels(mode)
+                                    "Frames dropped because the buffer was full (when_full drop-newest/drop-oldest)",
+                                    **kw).labels(mode)
         self.retries = prom.Counter("anoncodec_camera_retries", "Requests retried after a retryable error",
                                     **kw).labels(mode)
         self.in_flight = prom.Gauge("anoncodec_camera_frames_in_flight", "Frames sent and not yet delivered",
                                     **kw).labels(mode)
+        self.buffered = prom.Gauge("anoncodec_camera_frames_buffered",
+                                   "Frames read and waiting in the buffer (for a slot or for the server)",
+                                   **kw).labels(mode)
+        self.outages = prom.Counter("anoncodec_camera_server_outages",
+                                    "Times the server became unreachable after it had answered", **kw).labels(mode)
+        self.reachable = prom.Gauge("anoncodec_camera_server_reachable",
+                                    "1 unless the client is waiting for an unreachable server", **kw).labels(mode)
+        self.reachable.set(1)
         self._server = None
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> int:
@@ -426,6 +542,19 @@ class _VideoSink:
             self._writer = None
 
 
+@dataclass(eq=False)
+class _Entry:
+    """One frame between reading and delivery (``payload`` is dropped once it is sent)."""
+
+    index: int
+    timestamp: float
+    payload: Any
+    read_at: float
+    encode_ms: float
+    result: asyncio.Future
+    holds_slot: bool = False
+
+
 @dataclass
 class _Tally:
     ok: int = 0
@@ -469,6 +598,7 @@ class CameraClient:
                                        config.backoff_max_s)
         self.metrics = CameraMetrics(config.mode)
         self._failing = False
+        self._outage_count = 0
         self.metrics_port: int | None = None
         if config.metrics_port is not None:
             self.metrics_port = self.metrics.serve(config.metrics_port, config.metrics_addr)
@@ -505,7 +635,9 @@ class CameraClient:
         detections = open(c.detections, "w") if c.detections else None
         bar = tqdm(total=length, disable=not c.progress, unit="frame", desc=f"camera ({c.mode})", leave=False)
         own_infer = self._infer is None
-        infer = self._infer or TritonInference(c.url, c.mode, c.request_timeout_s)
+        infer = self._infer or TritonInference(c.url, c.mode, c.request_timeout_s, tls=c.tls, tls_ca=c.tls_ca,
+                                               tls_cert=c.tls_cert, tls_key=c.tls_key,
+                                               reconnect_s=(c.backoff_s, c.backoff_max_s))
         start = time.perf_counter()
 
         def emit(result: FrameResult) -> None:
@@ -546,11 +678,20 @@ class CameraClient:
 
     async def _stream(self, source: Iterable, infer: InferFn, stop: threading.Event,
                       emit: Callable[[FrameResult], None]) -> None:
-        """Producer (read, maybe encode, send) and in-order consumer (deliver, free the slot)."""
-        slots = asyncio.Semaphore(self.config.max_in_flight)
-        pending: asyncio.Queue = asyncio.Queue()  # (future FrameResult, holds a slot), None ends
+        """Reader (read, maybe encode, buffer), sender tasks and the in-order consumer."""
+        loop = asyncio.get_running_loop()
+        self._active_infer = infer
+        self._buffer: deque[_Entry] = deque()
+        self._free_slots = self.config.max_in_flight
+        self._room = asyncio.Event()
+        self._outage: asyncio.Future | None = None
+        self._probe_task: asyncio.Task | None = None
+        self._seen_server = False
+        self._outage_count = 0
+        self._tasks: set[asyncio.Task] = set()
+        pending: asyncio.Queue = asyncio.Queue()  # every _Entry in frame order, None ends
         failed = asyncio.Event()
-        consumer = asyncio.create_task(self._deliver(pending, slots, emit, failed))
+        consumer = asyncio.create_task(self._deliver(pending, emit, failed))
         frames = iter(source)
         end = object()
         try:
@@ -559,46 +700,92 @@ class CameraClient:
                 if frame is end:
                     break
                 read_at = time.perf_counter()
-                if self.config.when_full == "drop" and slots.locked():
-                    dropped = asyncio.get_running_loop().create_future()
-                    dropped.set_result(FrameResult(frame.index, frame.timestamp, "dropped"))
-                    await pending.put((dropped, False))
-                    continue
-                await slots.acquire()
-                if failed.is_set():
-                    slots.release()
-                    break
-                self.metrics.in_flight.inc()
-                started = time.perf_counter()
-                try:
-                    payload = await self._payload(frame.frame_rgb)
-                except BaseException:
-                    slots.release()
-                    self.metrics.in_flight.dec()
-                    raise
-                task = asyncio.create_task(self._send(frame, payload, started, 1000 * (started - read_at), infer))
-                await pending.put((task, True))
+                payload = await self._payload(frame.frame_rgb)
+                entry = _Entry(frame.index, frame.timestamp, payload, read_at,
+                               1000 * (time.perf_counter() - read_at), loop.create_future())
+                await pending.put(entry)
+                await self._admit(entry)
         finally:
             await pending.put(None)
-            await consumer
+            try:
+                await consumer
+            finally:
+                if self._probe_task is not None:
+                    self._probe_task.cancel()
+                self.metrics.buffered.set(0)
 
     async def _payload(self, frame_rgb: np.ndarray) -> Any:
         if self.config.mode == "frames":
             return frame_rgb
         return await asyncio.to_thread(self.encoder.encode_bytes, frame_rgb)
 
-    async def _deliver(self, pending: asyncio.Queue, slots: asyncio.Semaphore,
-                       emit: Callable[[FrameResult], None], failed: asyncio.Event) -> None:
+    def _outage_pending(self) -> bool:
+        return self._outage is not None and not self._outage.done()
+
+    def _can_dispatch(self) -> bool:
+        return self._free_slots > 0 and not self._outage_pending()
+
+    async def _admit(self, entry: "_Entry") -> None:
+        """Put a new frame into the buffer, applying ``when_full`` while it is full."""
+        policy = self.config.drop_policy
+        while True:
+            if len(self._buffer) < self.config.buffer_size or self._can_dispatch():
+                self._buffer.append(entry)
+                self._pump()
+                return
+            if policy == "drop-newest" or (policy == "drop-oldest" and not self._buffer):
+                self._drop(entry)
+                return
+            if policy == "drop-oldest":
+                self._drop(self._buffer.popleft())
+                self._buffer.append(entry)
+                self._pump()
+                return
+            self._room.clear()  # block: wait until a slot frees or the server is back
+            await self._room.wait()
+
+    def _drop(self, entry: "_Entry") -> None:
+        entry.payload = None
+        c = self.config
+        entry.result.set_result(FrameResult(
+            entry.index, entry.timestamp, "dropped",
+            error=f"buffer full ({c.buffer_size} waiting, {c.max_in_flight} in flight): dropped by "
+                  f"when_full={c.drop_policy}"))
+
+    def _pump(self) -> None:
+        """Send buffered frames, oldest first, while slots are free and the server is not lost."""
+        while self._buffer and self._can_dispatch():
+            entry = self._buffer.popleft()
+            self._free_slots -= 1
+            entry.holds_slot = True
+            task = asyncio.create_task(self._run(entry))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self.metrics.buffered.set(len(self._buffer))
+        self.metrics.in_flight.set(self.config.max_in_flight - self._free_slots)
+        if len(self._buffer) < self.config.buffer_size or self._can_dispatch():
+            self._room.set()
+
+    async def _run(self, entry: "_Entry") -> None:
+        try:
+            entry.result.set_result(await self._send(entry))
+        except asyncio.CancelledError:
+            entry.result.cancel()
+            raise
+        except Exception as exc:  # handed to the consumer, which raises it in order
+            entry.result.set_exception(exc)
+
+    async def _deliver(self, pending: asyncio.Queue, emit: Callable[[FrameResult], None],
+                       failed: asyncio.Event) -> None:
         """Deliver results in frame order. If delivery fails (an output cannot be written),
         keep draining so that no request is left behind, then raise the first error."""
         error: BaseException | None = None
         while True:
-            item = await pending.get()
-            if item is None:
+            entry = await pending.get()
+            if entry is None:
                 break
-            future, holds_slot = item
             try:
-                result = await future
+                result = await entry.result
                 if error is None:
                     await asyncio.to_thread(emit, result)
             except Exception as exc:
@@ -606,47 +793,120 @@ class CameraClient:
                     error = exc
                     failed.set()
             finally:
-                if holds_slot:
-                    slots.release()
-                    self.metrics.in_flight.dec()
+                if entry.holds_slot:
+                    entry.holds_slot = False
+                    self._free_slots += 1
+                    self._pump()
         if error is not None:
             raise error
 
-    async def _send(self, frame, payload: Any, started: float, wait_ms: float, infer: InferFn) -> FrameResult:
-        """One frame's request with retries; never raises for a server-side failure."""
+    async def _send(self, entry: "_Entry") -> FrameResult:
+        """One frame's request with retries and outage waits; never raises for a server-side failure."""
+        c = self.config
+        dispatched = time.perf_counter()
+        payload, entry.payload = entry.payload, None  # the frame lives only as long as its request
         size = payload.nbytes if isinstance(payload, np.ndarray) else len(payload)
-        result = FrameResult(frame.index, frame.timestamp, "failed", bytes_sent=size, wait_ms=wait_ms)
+        result = FrameResult(entry.index, entry.timestamp, "failed", bytes_sent=size,
+                             wait_ms=max(0.0, 1000 * (dispatched - entry.read_at) - entry.encode_ms))
         self.metrics.sent.inc()
-        for attempt in range(self.config.retries + 1):
-            result.attempts = attempt + 1
+        retry = 0
+        while True:
+            if self._outage_pending():
+                await asyncio.shield(self._outage)
+            result.attempts += 1
             try:
-                out = await infer(payload)
+                out = await self._active_infer(payload)
             except ServerUnavailableError as exc:
                 result.error = str(exc)
-                if attempt == self.config.retries:
+                if isinstance(exc, ServerUnreachableError) and self._seen_server and c.outage_timeout_s > 0:
+                    self._server_lost(exc)
+                    if await asyncio.shield(self._outage):
+                        self.metrics.retries.inc()
+                        continue
+                    result.error = f"{exc} (still unreachable after waiting {c.outage_timeout_s:g} s)"
                     break
-                delay = self.delays[attempt]
-                logger.info("frame %d: %s; retry %d/%d in %.2f s", frame.index, exc, attempt + 1,
-                            self.config.retries, delay)
+                if retry == c.retries:
+                    break
+                delay = self.delays[retry]
+                retry += 1
+                logger.info("frame %d: %s; retry %d/%d in %.2f s", entry.index, exc, retry, c.retries, delay)
                 self.metrics.retries.inc()
                 await self._sleep(delay)
             except AnoncodecError as exc:
+                self._seen_server = True  # it answered, with a refusal
                 result.error = str(exc)
                 break
             else:
+                self._seen_server = True
                 result.status, result.error = "ok", None
-                result.latency_ms = 1000 * (time.perf_counter() - started)
+                result.latency_ms = entry.encode_ms + 1000 * (time.perf_counter() - dispatched)
                 result.anonymized, result.boxes_xyxy, result.scores = out.anonymized, out.boxes_xyxy, out.scores
                 result.bits = out.bits
                 if self._failing:
                     self._failing = False
-                    logger.warning("frame %d got through again", frame.index)
+                    logger.warning("frame %d got through again", entry.index)
                 return result
         # warn once per outage, not once per frame of a live stream
         level = logging.INFO if self._failing else logging.WARNING
         self._failing = True
-        logger.log(level, "frame %d failed after %d attempt(s): %s", frame.index, result.attempts, result.error)
+        logger.log(level, "frame %d failed after %d attempt(s): %s", entry.index, result.attempts, result.error)
         return result
+
+    # -- outages -----------------------------------------------------------------------
+
+    def _server_lost(self, exc: Exception) -> None:
+        """Start holding frames and probing the server (once per outage)."""
+        if self._outage_pending():
+            return
+        self._outage = asyncio.get_running_loop().create_future()
+        self._outage_count += 1
+        self.metrics.outages.inc()
+        self.metrics.reachable.set(0)
+        logger.warning("server unreachable (%s); holding frames (%d in flight, up to %d buffered, when_full=%s) "
+                       "for up to %g s until it is back", exc, self.config.max_in_flight - self._free_slots,
+                       self.config.buffer_size, self.config.drop_policy, self.config.outage_timeout_s)
+        self._probe_task = asyncio.create_task(self._probe(self._outage))
+
+    async def _probe(self, outage: asyncio.Future) -> None:
+        """Check readiness with growing waits; resolve ``outage`` with True (back) or False (gave up)."""
+        c = self.config
+        start, waited = time.monotonic(), 0.0
+        delay = max(c.backoff_s, 0.05)
+        back = False
+        try:
+            while True:
+                remaining = c.outage_timeout_s - max(waited, time.monotonic() - start)
+                if remaining <= 0:
+                    break
+                step = min(delay, remaining)
+                await self._sleep(step)
+                waited += step
+                if await self._server_ready():
+                    back = True
+                    break
+                delay = min(delay * c.backoff_factor, max(c.backoff_max_s, 0.05))
+        finally:
+            elapsed = time.monotonic() - start
+            self._seen_server = back  # after giving up: fail fast until the server answers again
+            if back:
+                self.metrics.reachable.set(1)
+                logger.warning("server is back after %.1f s; sending %d held frame(s) in order", elapsed,
+                               len(self._buffer) + self.config.max_in_flight - self._free_slots)
+            else:
+                logger.error("server still unreachable after %.1f s; the held frames count as failed", elapsed)
+            if not outage.done():
+                outage.set_result(back)
+            self._pump()
+
+    async def _server_ready(self) -> bool:
+        ready = getattr(self._active_infer, "ready", None)
+        if ready is None:  # an injected infer function: its next request is the probe
+            return True
+        try:
+            return bool(await ready())
+        except Exception as exc:  # a probe must never end the outage with an error
+            logger.debug("readiness probe failed: %s", exc)
+            return False
 
     # -- accounting --------------------------------------------------------------------
 
@@ -676,5 +936,5 @@ class CameraClient:
             latency_p50_ms=p50, latency_p95_ms=p95,
             mean_bytes_per_frame=float(np.mean(tally.bytes_sent)) if tally.bytes_sent else None,
             retries=tally.retries, elapsed_s=elapsed, fps=(tally.ok / elapsed) if elapsed > 0 else 0.0,
-            last_error=tally.last_error,
+            last_error=tally.last_error, outages=self._outage_count,
         )

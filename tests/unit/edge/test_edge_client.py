@@ -156,9 +156,9 @@ def test_a_rejected_request_fails_at_once_without_retry():
 
 
 def test_drop_policy_skips_frames_while_every_slot_is_taken():
-    # the first two frames fill both slots; the next three are read while those are in flight
+    # no buffer: the first two frames fill both slots; the next three are read while those are in flight
     server = FakeServer(delays=[0.6, 0.6, 0, 0, 0])
-    summary, delivered = _run(ClientConfig(max_in_flight=2, when_full="drop"), server, _frames(5))
+    summary, delivered = _run(ClientConfig(max_in_flight=2, when_full="drop", buffer_size=0), server, _frames(5))
     assert [r.status for r in delivered] == ["ok", "ok", "dropped", "dropped", "dropped"]
     assert (summary.frames_ok, summary.frames_dropped) == (2, 3) and set(server.calls) == {0, 1}
     assert summary.mean_bytes_per_frame == H * W * 3  # dropped frames are not counted as sent

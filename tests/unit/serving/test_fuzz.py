@@ -1,0 +1,159 @@
+"""Fuzzing the packet parser and the entropy decoder in process (no server, no torch).
+
+A few hundred generated cases of :mod:`anoncodec.serving.fuzz` (the nightly script runs
+10,000+), plus hypothesis properties aimed at the layers random bytes rarely reach: a
+valid header and CRC over a garbage payload (the range decoder) and boundary values in
+every header field.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from anoncodec.entropy_coder import CategoricalCoder, FactorizedTables
+from anoncodec.errors import AnoncodecError
+from anoncodec.packet import unpack
+from anoncodec.serving.fuzz import (
+    FuzzReport,
+    PacketCase,
+    PacketMutator,
+    PacketTarget,
+    fuzz_decoder,
+    reason,
+    served_cases,
+)
+from anoncodec.serving.stages import CodecInfo, FrameLimits
+
+C, FACTOR = 6, 16
+MODEL_ID = bytes(range(16))
+
+
+@pytest.fixture(scope="module")
+def target() -> PacketTarget:
+    rng = np.random.default_rng(0)
+    pmfs = [np.concatenate([rng.integers(1, 50, 11), [1]]) for _ in range(C)]  # last entry: escape
+    tables = FactorizedTables(medians=rng.normal(0, 0.5, C).astype(np.float32),
+                              coder=CategoricalCoder(pmfs=pmfs, offsets=np.full(C, -5)), model_id=MODEL_ID)
+    return PacketTarget(tables, CodecInfo(MODEL_ID, FACTOR, C), FrameLimits(240, 320))
+
+
+@pytest.fixture(scope="module")
+def seeds(target) -> list[bytes]:
+    return target.seed_packets(sizes=((1, 1), (40, 52), (64, 64), (240, 320)))
+
+
+def test_seeds_are_valid_packets_of_the_target(target, seeds):
+    for data in seeds:
+        y_hat, size = target.decode(data)
+        packet = unpack(data)
+        assert tuple(size) == (packet.height, packet.width) and y_hat.shape[:2] == (1, C)
+
+
+def test_600_mutated_packets_only_ever_raise_anoncodec_errors_and_reach_every_layer(target, seeds):
+    report = fuzz_decoder(target, PacketMutator(seeds, target.codec, target.limits, seed=0).cases(600))
+    assert report.ok, report.failures[:3]
+    assert report.cases == 600
+    totals = report.totals()
+    assert totals["accepted"] > 0 and totals["rejected"] > 0
+    # the mutations get past each check in turn, down to the frame limits and the model id
+    for why in ("magic", "crc", "truncated", "length", "streams", "model-id", "frame-size", "latent-shape",
+                "payload-length"):
+        assert report.reasons[why] > 0, (why, report.reasons)
+    assert report.outcomes["valid"]["accepted"] == sum(report.outcomes["valid"].values())
+    print(f"decoder fuzz: {dict(totals)} in {report.elapsed_s:.2f} s; reasons {dict(report.reasons)}")
+
+
+def test_the_same_seed_gives_the_same_cases(target, seeds):
+    a = [c.data for c in PacketMutator(seeds, target.codec, target.limits, seed=3).cases(50)]
+    b = [c.data for c in PacketMutator(seeds, target.codec, target.limits, seed=3).cases(50)]
+    assert a == b and len(set(a)) > 40
+
+
+def test_a_crash_a_wrong_acceptance_and_a_rejected_seed_are_failures(target, seeds):
+    class Broken(PacketTarget):
+        def decode(self, data):
+            if data == seeds[0]:
+                raise ValueError("bug")  # a plain exception escaped: a crash
+            if data == seeds[1]:
+                return np.zeros((1, C, 1, 1), np.float64), np.zeros(2, np.int64)  # wrong dtype
+            return super().decode(data)
+
+    broken = Broken(target.tables, target.codec, target.limits)
+    foreign = bytearray(seeds[2][:-4])
+    foreign[8] ^= 1
+    foreign = bytes(foreign) + struct.pack("<I", zlib.crc32(foreign))
+    report = fuzz_decoder(broken, [PacketCase("valid", seeds[0]), PacketCase("valid", seeds[1]),
+                                   PacketCase("valid", foreign), PacketCase("valid", seeds[3])])
+    assert report.failure_count == 3 and not report.ok
+    assert "ValueError: bug" in report.failures[0]["detail"]
+    assert "float64" in report.failures[1]["detail"]
+    assert "valid seed packet was rejected" in report.failures[2]["detail"]
+    assert report.outcomes["valid"]["accepted"] == 1
+
+
+def _with_payload(seed: bytes, payload: bytes) -> bytes:
+    packet = unpack(seed)
+    (c, h, w) = packet.streams[0].shape
+    body = seed[:33] + struct.pack("<HHHI", c, h, w, len(payload)) + payload
+    return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
+
+
+@settings(max_examples=300, deadline=None)
+@given(which=st.integers(0, 4), payload=st.binary(max_size=600))
+def test_any_payload_under_a_valid_header_decodes_or_raises_packet_error(target, seeds, which, payload):
+    try:
+        y_hat, _ = target.decode(_with_payload(seeds[which], payload))
+    except AnoncodecError:
+        return
+    assert y_hat.dtype == np.float32 and np.isfinite(y_hat).all()
+
+
+_FIELDS = [(4, "<B"), (5, "<B"), (6, "<H"), (24, "<I"), (28, "<I"), (32, "<B"), (33, "<H"), (35, "<H"),
+           (37, "<H"), (39, "<I")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(which=st.integers(0, 4), field=st.sampled_from(_FIELDS), value=st.integers(0, 2**32 - 1))
+def test_any_header_value_with_a_valid_crc_is_handled(target, seeds, which, field, value):
+    offset, fmt = field
+    body = bytearray(seeds[which][:-4])
+    struct.pack_into(fmt, body, offset, value % (1 << (8 * struct.calcsize(fmt))))
+    data = bytes(body) + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
+    try:
+        target.decode(data)
+    except AnoncodecError:
+        pass
+
+
+def test_reasons_name_the_failed_check():
+    assert reason("packet CRC32 mismatch: ...") == "crc"
+    assert reason("entropy decoding failed: ...") == "entropy"
+    assert reason("something new") == "other"
+
+
+def test_served_cases_mix_packets_and_malformed_tensors(target, seeds):
+    mutator = PacketMutator(seeds, target.codec, target.limits, seed=0)
+    cases = served_cases(mutator, 300, target.limits, seed=0, huge_frame=(64, 64))
+    assert len(cases) == 300 and cases[0].kind == "frame-huge"
+    kinds = {c.kind for c in cases}
+    for kind in ("frame-dtype", "frame-rank", "frame-empty", "frame-oversize", "frame-shape-lie",
+                 "packet-framing", "packet-count", "frame-tiny-valid"):
+        assert kind in kinds, kind
+    assert sum(c.model == "analyze_bitstream" for c in cases) > 100
+    assert {c.expect for c in cases if c.kind.startswith("frame-") and c.kind != "frame-tiny-valid"} == {"reject"}
+    oversize = [c.inputs[0].array.shape for c in cases if c.kind == "frame-oversize"]
+    assert all(h > 240 or w > 320 for h, w, _ in oversize)
+
+
+def test_report_serializes_to_json(target, seeds):
+    import json
+
+    report = fuzz_decoder(target, PacketMutator(seeds, target.codec, target.limits).cases(20))
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["cases"] == 20 and data["ok"] is True and isinstance(FuzzReport("x").totals(), dict)
