@@ -134,6 +134,10 @@ class ClientConfig:
         tls_ca: PEM CA bundle that signed the server's certificate (None: system roots).
         tls_cert: PEM client certificate (chain), for servers that require one (mutual TLS).
         tls_key: PEM private key of ``tls_cert``.
+        guard: guaranteed mode (packets mode): CenterFace runs on the camera and the latent
+            of every head it finds is erased before coding (:mod:`anoncodec.edge.guard`).
+        guard_threshold: CenterFace score above which a face is erased.
+        guard_margin: latent cells erased around each head.
     """
 
     url: str = "localhost:8001"
@@ -158,6 +162,9 @@ class ClientConfig:
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    guard: bool = False
+    guard_threshold: float = 0.3
+    guard_margin: int = 1
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -192,6 +199,9 @@ class ClientConfig:
                 raise ConfigError(f"{name}={value!r} without tls=True; pass --tls to connect with TLS")
             if value is not None and not Path(value).is_file():
                 raise ConfigError(f"{name}={value!r} is not a file; pass an existing PEM file")
+        if self.guard and self.mode != "packets":
+            raise ConfigError("guard=True needs mode='packets': the guaranteed mode erases heads in the camera's "
+                              "own encoder (--mode packets --guard)")
 
     @property
     def drop_policy(self) -> str:
@@ -479,6 +489,9 @@ class CameraMetrics:
                                     "Times the server became unreachable after it had answered", **kw).labels(mode)
         self.reachable = prom.Gauge("anoncodec_camera_server_reachable",
                                     "1 unless the client is waiting for an unreachable server", **kw).labels(mode)
+        self.heads_erased = prom.Counter("anoncodec_camera_heads_erased",
+                                         "Heads erased from the latent by the guaranteed mode (--guard)",
+                                         **kw).labels(mode)
         self.reachable.set(1)
         self._server = None
 
@@ -593,7 +606,13 @@ class CameraClient:
 
             if config.export_dir is None:
                 raise ConfigError("packets mode needs export_dir (--export-dir) with the camera encoder")
-            self.encoder = EdgeEncoder(*find_encoder_files(config.export_dir), threads=config.encoder_threads)
+            guard = None
+            if config.guard:
+                from anoncodec.edge.guard import FaceGuard, GuardConfig
+
+                guard = FaceGuard(GuardConfig(config.guard_threshold, config.guard_margin))
+            self.encoder = EdgeEncoder(*find_encoder_files(config.export_dir), threads=config.encoder_threads,
+                                       guard=guard)
         self.delays = backoff_schedule(config.retries, config.backoff_s, config.backoff_factor,
                                        config.backoff_max_s)
         self.metrics = CameraMetrics(config.mode)
@@ -717,7 +736,10 @@ class CameraClient:
     async def _payload(self, frame_rgb: np.ndarray) -> Any:
         if self.config.mode == "frames":
             return frame_rgb
-        return await asyncio.to_thread(self.encoder.encode_bytes, frame_rgb)
+        packet = await asyncio.to_thread(self.encoder.encode_bytes, frame_rgb)
+        if getattr(self.encoder, "guard", None) is not None:
+            self.metrics.heads_erased.inc(self.encoder.last_guarded)
+        return packet
 
     def _outage_pending(self) -> bool:
         return self._outage is not None and not self._outage.done()

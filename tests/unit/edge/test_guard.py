@@ -95,3 +95,30 @@ def test_encode_cli_guard_gives_the_same_packet_in_pytorch_and_onnx(demo_export,
     assert main(["encode", str(image), "-o", str(tmp_path / "c.pkt")]) == 0
     assert "guarded_heads" not in json.loads(capsys.readouterr().out)
     assert (tmp_path / "c.pkt").read_bytes() != (tmp_path / "a.pkt").read_bytes()
+
+
+def test_camera_client_guard_erases_heads_and_counts_them(demo_export):
+    """``anoncodec camera --mode packets --guard``: packets leave the camera already guarded."""
+    pytest.importorskip("prometheus_client")
+    from anoncodec.edge.client import CameraClient, ClientConfig, InferenceResult
+    from anoncodec.edge.sources import Frame
+    from anoncodec.packet import unpack
+
+    _, folder = demo_export
+    frame = np.asarray(Image.open(SAMPLES / "messi5.jpg").convert("RGB"))
+    with pytest.raises(ConfigError, match="packets"):
+        ClientConfig(mode="frames", guard=True)
+    received = []
+
+    async def infer(packet):
+        received.append(unpack(packet))
+        return InferenceResult(np.zeros_like(frame), np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+
+    with CameraClient(ClientConfig(mode="packets", export_dir=str(folder), guard=True), infer=infer) as client:
+        summary = client.run([Frame(0, 0.0, frame), Frame(1, 0.1, frame)])
+        assert summary.frames_ok == 2
+        assert client.metrics.heads_erased._value.get() == 2
+    guarded = FaceGuard().head_boxes(frame)
+    mask = latent_mask(guarded, received[0].streams[0].shape[1:], 32, 1)
+    y_hat = client.encoder.tables.decode(received[0].streams[0].data, received[0].streams[0].shape)
+    assert (y_hat[:, mask] == client.encoder.tables.medians[:, None]).all()
