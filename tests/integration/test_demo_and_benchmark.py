@@ -78,3 +78,5 @@ def test_benchmark_script_writes_record(tmp_path, tiny_checkpoint):
     assert record["input"] == "640x480"
     assert record["timing_ms"]["ours_encoder_onnx"]["median_ms"] > 0
     assert record["ratio_encoder_over_conventional"] > 0 and record["commit"]
+    assert record["timing_ms"]["ours_guard_mode"]["median_ms"] > record["timing_ms"]["ours_encoder_onnx"]["median_ms"]
+    assert record["guard_heads"] >= 1  # basketball1: CenterFace finds the players' faces
