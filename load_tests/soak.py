@@ -116,6 +116,7 @@ def render(record: dict) -> str:
     mem = record["memory_mib"]
     lines += ["", f"- requests: {record['requests']}, failures: {record['failures']}",
               f"- p95 drift (last window / first window after the warm-up window): {record['p95_drift']}",
+              f"- load average before/after: {record['loadavg_before'][0]} / {record['loadavg_after'][0]}",
               f"- server RSS (tritonserver + python stubs): at start {mem['first']} MiB, after the warm-up window "
               f"{mem['after_warmup']} MiB, last {mem['last']} MiB, peak {mem['peak']} MiB "
               f"({len(record['memory_samples'])} samples)" if mem["first"] is not None
@@ -152,6 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     prefix = out / "soak"
     print(f"== soak: {users} users on both ensembles at {url} for {args.duration:g} s", flush=True)
+    import os
+
+    load_before = os.getloadavg()
     try:
         sampler = None
         if server is not None:
@@ -190,7 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               "p95_drift": round(last / first, 3) if first and last else None, "windows": per_window,
               "memory_mib": {"first": rss[0] if rss else None, "after_warmup": warm[0] if warm else None,
                              "last": rss[-1] if rss else None, "peak": max(rss) if rss else None},
-              "memory_samples": samples}
+              "memory_samples": samples,
+              # the load generator shares the machine with the server (and whatever else runs there)
+              "loadavg_before": [round(v, 2) for v in load_before],
+              "loadavg_after": [round(v, 2) for v in os.getloadavg()]}
     (out / "soak.json").write_text(json.dumps(record, indent=1) + "\n")
     text = render(record)
     (out / "soak.md").write_text(text)
