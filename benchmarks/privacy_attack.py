@@ -97,7 +97,6 @@ def attack_methods(codec, decoder, checkpoint_name: str, guard) -> list:
     import torch
 
     from anoncodec.codec.images import frame_to_tensor
-    from anoncodec.edge.guard import suppress_latent
     from anoncodec.evaluation.methods import Method
     from anoncodec.packet import pack, unpack
     from anoncodec.training.attack import attack_decode
@@ -111,8 +110,7 @@ def attack_methods(codec, decoder, checkpoint_name: str, guard) -> list:
             latent_filter = None
             if use_guard:
                 def latent_filter(y):
-                    mask, _ = guard.mask(frame, y.shape[1:], codec.downsampling)
-                    return suppress_latent(y, mask, codec.entropy_tables().medians)
+                    return guard.erase(frame, y, codec.downsampling, codec.entropy_tables().medians)[0]
             return pack(codec.compress(frame_to_tensor(frame), latent_filter))
         return encode
 

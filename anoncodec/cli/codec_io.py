@@ -72,7 +72,6 @@ def run_encode(args: argparse.Namespace) -> int:
         model = load_codec(args.checkpoint or default_checkpoint())
         latent_filter = None
         if guard is not None:
-            from anoncodec.edge.guard import suppress_latent
             from anoncodec.errors import ConfigError
 
             if model.architecture != "factorized":
@@ -80,8 +79,8 @@ def run_encode(args: argparse.Namespace) -> int:
 
             def latent_filter(y):
                 nonlocal guarded
-                mask, guarded = guard.mask(frame, y.shape[1:], model.downsampling)
-                return suppress_latent(y, mask, model.entropy_tables().medians)
+                y, guarded = guard.erase(frame, y, model.downsampling, model.entropy_tables().medians)
+                return y
         packet = model.compress(frame_to_tensor(frame), latent_filter)
     data = pack(packet)
     Path(args.output).write_bytes(data)

@@ -14,7 +14,6 @@ import numpy as np
 
 from anoncodec.entropy_coder import FactorizedTables
 from anoncodec.errors import ExportError, require
-from anoncodec.edge.guard import suppress_latent
 from anoncodec.packet import MAX_SIDE, Packet, Stream, pack, padding
 
 if TYPE_CHECKING:
@@ -79,9 +78,7 @@ class EdgeEncoder:
         """Encode one uint8 ``[H,W,3]`` RGB frame into a :class:`Packet`."""
         y = self.analyze(frame_rgb)
         if self.guard is not None:
-            mask, self.last_guarded = self.guard.mask(frame_rgb, y.shape[1:], self.factor)
-            if mask.any():
-                y = suppress_latent(y, mask, self.tables.medians)
+            y, self.last_guarded = self.guard.erase(frame_rgb, y, self.factor, self.tables.medians)
         payload, _ = self.tables.encode(y)
         h, w = frame_rgb.shape[:2]
         return Packet(self.tables.model_id, "factorized", h, w, (Stream(tuple(int(d) for d in y.shape), payload),))

@@ -130,3 +130,9 @@ class FaceGuard:
         """``(latent mask, number of heads)`` for a frame encoded into a ``latent_hw`` latent."""
         heads = self.head_boxes(frame_rgb)
         return latent_mask(heads, latent_hw, factor, self.config.margin), len(heads)
+
+    def erase(self, frame_rgb: np.ndarray, y: np.ndarray, factor: int,
+              medians: np.ndarray) -> tuple[np.ndarray, int]:
+        """``(y with every head of frame_rgb erased, number of heads)`` for a ``[C, h, w]`` latent."""
+        mask, heads = self.mask(frame_rgb, y.shape[1:], factor)
+        return (suppress_latent(y, mask, medians) if mask.any() else y), heads

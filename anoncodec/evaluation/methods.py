@@ -200,7 +200,6 @@ def codec_method(checkpoint: str | Path, device: str = "cpu", guard: Any = None)
     """
     from anoncodec.codec import load_codec
     from anoncodec.codec.images import frame_to_tensor, tensor_to_frame
-    from anoncodec.edge.guard import suppress_latent
     from anoncodec.packet import pack, unpack
 
     checkpoint = Path(checkpoint)
@@ -211,8 +210,7 @@ def codec_method(checkpoint: str | Path, device: str = "cpu", guard: Any = None)
         latent_filter = None
         if guard is not None:
             def latent_filter(y: np.ndarray) -> np.ndarray:
-                mask, _ = guard.mask(frame, y.shape[1:], model.downsampling)
-                return suppress_latent(y, mask, model.entropy_tables().medians)
+                return guard.erase(frame, y, model.downsampling, model.entropy_tables().medians)[0]
         return pack(model.compress(frame_to_tensor(frame).to(device), latent_filter))
 
     def decode(data: bytes) -> np.ndarray:

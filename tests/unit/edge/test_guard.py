@@ -122,3 +122,10 @@ def test_camera_client_guard_erases_heads_and_counts_them(demo_export):
     mask = latent_mask(guarded, received[0].streams[0].shape[1:], 32, 1)
     y_hat = client.encoder.tables.decode(received[0].streams[0].data, received[0].streams[0].shape)
     assert (y_hat[:, mask] == client.encoder.tables.medians[:, None]).all()
+
+
+def test_erase_leaves_a_latent_without_faces_untouched():
+    y = np.random.default_rng(1).normal(size=(4, 3, 5)).astype(np.float32)
+    blank = np.full((96, 160, 3), 128, np.uint8)
+    out, heads = FaceGuard().erase(blank, y, 32, np.zeros(4, np.float32))
+    assert heads == 0 and out is y
