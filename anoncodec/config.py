@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +27,13 @@ __all__ = [
     "is_loopback",
     "load_config_file",
     "load_train_config",
+    "lr_factor",
 ]
 
 T = TypeVar("T")
 
 ARCHITECTURES = ("factorized", "hyperprior")
-SOURCE_KINDS = ("crowdhuman", "coco", "footage")
+SOURCE_KINDS = ("crowdhuman", "coco", "footage", "labeled")
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -107,8 +109,10 @@ class RoiLossConfig(_Serializable):
     """Weights of the training objective (DESIGN.md section 1).
 
     ``L = mse_weight*MSE + person_weight*L_{person_k}(persons)
-    + head_weight*L_{head_k}(heads) + rate_weight*bpp``, with
-    ``L_k(b) = |k - MSE(x_hat[b], x[b])|`` per box.
+    + head_weight*L_{head_k}(heads) + rate_weight*bpp + head_rate_weight*head_bits``,
+    with ``L_k(b) = |k - MSE(x_hat[b], x[b])|`` per box and ``head_bits`` the bits per
+    latent cell under head boxes (grown by ``head_rate_margin`` cells). The paper has no
+    head-rate term: its default weight is 0.
     """
 
     mse_weight: float = 1.0
@@ -118,9 +122,14 @@ class RoiLossConfig(_Serializable):
     head_k: float = 1.0
     rate_weight: float = 0.04
     aux_weight: float = 1.0
+    head_rate_weight: float = 0.0
+    head_rate_margin: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("mse_weight", "person_weight", "head_weight", "rate_weight", "aux_weight"):
+        _check(isinstance(self.head_rate_margin, int) and 0 <= self.head_rate_margin <= 8,
+               f"loss.head_rate_margin={self.head_rate_margin!r}; expected 0..8 latent cells")
+        for name in ("mse_weight", "person_weight", "head_weight", "rate_weight", "aux_weight",
+                     "head_rate_weight"):
             value = getattr(self, name)
             _check(isinstance(value, (int, float)) and value >= 0,
                    f"loss.{name}={value!r}; expected a number >= 0")
@@ -191,8 +200,16 @@ class TrainConfig(_Serializable):
     scale_min: float = 0.5
     scale_max: float = 1.0
     lr: float = 1e-4
+    # "constant", or "cosine": linear warm-up over lr_warmup steps, then a cosine decay
+    # to lr * lr_min_factor at the last step.
+    lr_schedule: str = "constant"
+    lr_warmup: int = 0
+    lr_min_factor: float = 0.05
     aux_lr: float = 1e-3
     clip_grad_norm: float = 1.0
+    # A checkpoint whose weights start the run (same codec config), e.g. a ladder point
+    # fine-tuned from its neighbour; ignored when resuming from out_dir/last.pt.
+    init_from: str = ""
     checkpoint_every: int = 500
     val_every: int = 500
     val_images: int = 16
@@ -208,6 +225,11 @@ class TrainConfig(_Serializable):
         _check(0 < self.scale_min <= self.scale_max,
                f"scale_min={self.scale_min}, scale_max={self.scale_max}; expected 0 < min <= max")
         _check(self.lr > 0 and self.aux_lr > 0, "lr and aux_lr must be > 0")
+        _check(self.lr_schedule in ("constant", "cosine"),
+               f"lr_schedule={self.lr_schedule!r}; expected 'constant' or 'cosine'")
+        _check(isinstance(self.lr_warmup, int) and self.lr_warmup >= 0,
+               f"lr_warmup={self.lr_warmup!r}; expected an integer >= 0")
+        _check(0 < self.lr_min_factor <= 1, f"lr_min_factor={self.lr_min_factor!r}; expected in (0, 1]")
         _check(self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
                f"device={self.device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
         _check(isinstance(self.num_workers, int) and self.num_workers >= 0,
@@ -336,4 +358,16 @@ def load_train_config(path: str | Path) -> TrainConfig:
     data = tuple(
         dataclasses.replace(src, path=resolve(src.path), images=resolve(src.images)) for src in cfg.data
     )
-    return dataclasses.replace(cfg, data=data, out_dir=resolve(cfg.out_dir))
+    return dataclasses.replace(cfg, data=data, out_dir=resolve(cfg.out_dir), init_from=resolve(cfg.init_from))
+
+
+def lr_factor(cfg: TrainConfig, step: int) -> float:
+    """Multiplier of ``cfg.lr`` at ``step`` (0-based) under ``cfg.lr_schedule``."""
+    if cfg.lr_warmup and step < cfg.lr_warmup:
+        return (step + 1) / cfg.lr_warmup
+    if cfg.lr_schedule == "constant":
+        return 1.0
+    span = max(1, cfg.steps - cfg.lr_warmup)
+    progress = min(1.0, max(0.0, (step - cfg.lr_warmup) / span))
+    floor = cfg.lr_min_factor
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))

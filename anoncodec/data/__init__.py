@@ -18,6 +18,7 @@ from anoncodec.data.footage import (
     load_footage,
     person_to_head_box,
 )
+from anoncodec.data.labeled import load_labeled
 from anoncodec.data.sample import AnnotatedImage
 from anoncodec.data.sources import load_source
 from anoncodec.data.splits import split_items
@@ -35,6 +36,7 @@ __all__ = [
     "load_coco",
     "keypoints_to_head_box",
     "load_footage",
+    "load_labeled",
     "default_cache_dir",
     "person_to_head_box",
     "heads_from_detections",

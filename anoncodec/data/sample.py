@@ -31,6 +31,8 @@ class AnnotatedImage:
         order: frame index in the source video; 0 for photos.
         sequence: id of the video the frame comes from; ``""`` for photos. Frames of one
             sequence are split along time (validation = tail of the time line).
+        split: ``"train"``, ``"val"`` or ``"test"`` when the source fixes it (labeled
+            composites, split by identity and scene); ``""`` lets ``split_items`` decide.
     """
 
     id: str
@@ -40,6 +42,7 @@ class AnnotatedImage:
     group: str
     order: int = 0
     sequence: str = field(default="")
+    split: str = field(default="")
 
     def __post_init__(self) -> None:
         self.persons_xyxy = as_boxes(self.persons_xyxy)

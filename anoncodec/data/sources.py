@@ -12,6 +12,7 @@ from anoncodec.config import DataSourceConfig
 from anoncodec.data.coco import load_coco
 from anoncodec.data.crowdhuman import load_crowdhuman
 from anoncodec.data.footage import load_footage
+from anoncodec.data.labeled import load_labeled
 from anoncodec.data.sample import AnnotatedImage
 from anoncodec.errors import ConfigError
 
@@ -40,6 +41,8 @@ def load_source(
         return load_coco(src)
     if src.kind == "footage":
         return load_footage(src, cache_dir=cache_dir)
+    if src.kind == "labeled":
+        return load_labeled(src.path)
     raise ConfigError(
-        f"data source kind={src.kind!r}; expected crowdhuman, coco or footage"
+        f"data source kind={src.kind!r}; expected crowdhuman, coco, footage or labeled"
     )

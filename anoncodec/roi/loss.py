@@ -7,6 +7,12 @@ Imports torch and :mod:`anoncodec.config` only. For an image with boxes ``B``::
 
 Images without boxes contribute 0 to the batch mean. ``k = 0`` asks for fidelity inside
 the boxes, ``k = 1`` rewards error there, i.e. anonymizes.
+
+The ROI terms act on the *output*: a decoder trained with them hides the face, but the
+bitstream may still carry it. :func:`head_rate` acts on the *latent*: the bits of every
+latent cell under a head box (``-log2`` of the entropy model's likelihoods, summed over
+channels), so the encoder learns to write the entropy model's medians there, and no
+decoder can bring back what the packet does not hold.
 """
 
 from __future__ import annotations
@@ -20,7 +26,14 @@ from torch import Tensor
 
 from anoncodec.config import RoiLossConfig
 
-__all__ = ["roi_loss", "bpp_from_likelihoods", "RoiObjective", "ObjectiveTerms"]
+__all__ = [
+    "roi_loss",
+    "bpp_from_likelihoods",
+    "latent_cell_mask",
+    "head_rate",
+    "RoiObjective",
+    "ObjectiveTerms",
+]
 
 
 def _box_slices(box: Tensor, height: int, width: int) -> tuple[slice, slice] | None:
@@ -72,6 +85,70 @@ def bpp_from_likelihoods(likelihoods: dict[str, Tensor], num_pixels: int) -> Ten
     return total / (-math.log(2) * num_pixels)
 
 
+def latent_cell_mask(
+    boxes: Tensor, latent_hw: tuple[int, int], factor: int, margin: int = 0
+) -> Tensor:
+    """Latent cells that see any pixel of the boxes (the torch twin of the guard's mask).
+
+    Args:
+        boxes: float ``[K, 4]`` ``xyxy`` boxes in (padded) image pixels.
+        latent_hw: ``(h, w)`` of the latent; cell ``(i, j)`` covers pixels
+            ``[i*factor, (i+1)*factor) x [j*factor, (j+1)*factor)``.
+        factor: the codec's downsampling factor.
+        margin: cells added on every side of each box's cells.
+
+    Returns:
+        bool ``[h, w]`` on ``boxes.device``.
+    """
+    h, w = latent_hw
+    mask = torch.zeros(h, w, dtype=torch.bool, device=boxes.device)
+    for x1, y1, x2, y2 in boxes.reshape(-1, 4).tolist():
+        if not (x2 > x1 and y2 > y1):
+            continue
+        r0 = max(0, math.floor(y1 / factor) - margin)
+        c0 = max(0, math.floor(x1 / factor) - margin)
+        r1 = min(h, math.ceil(y2 / factor) + margin)
+        c1 = min(w, math.ceil(x2 / factor) + margin)
+        if r1 > r0 and c1 > c0:
+            mask[r0:r1, c0:c1] = True
+    return mask
+
+
+def head_rate(
+    likelihoods: Tensor, heads: Sequence[Tensor], factor: int, margin: int = 0
+) -> tuple[Tensor, Tensor]:
+    """Bits the latent spends under head boxes.
+
+    Args:
+        likelihoods: ``[B, M, h, w]`` likelihoods of ``y_hat`` (``forward``'s
+            ``likelihoods["y"]``).
+        heads: per image a ``[K_i, 4]`` tensor of ``xyxy`` head boxes in image pixels.
+        factor: downsampling factor between image and latent.
+        margin: extra cells around each head's cells.
+
+    Returns:
+        ``(bits_per_cell, cells)``: mean over the batch's head cells of the bits summed
+        over channels (0 when no image has a head), and the number of head cells.
+    """
+    if likelihoods.dim() != 4 or len(heads) != likelihoods.shape[0]:
+        raise ValueError(f"likelihoods {tuple(likelihoods.shape)} with {len(heads)} box lists; "
+                         "expected [B, M, h, w] and B lists")
+    hw = (int(likelihoods.shape[-2]), int(likelihoods.shape[-1]))
+    bits_per_cell = -torch.log2(likelihoods).sum(dim=1)  # [B, h, w]
+    total = likelihoods.new_zeros(())
+    cells = 0
+    for i, boxes in enumerate(heads):
+        if boxes.numel() == 0:
+            continue
+        mask = latent_cell_mask(boxes, hw, factor, margin)
+        n = int(mask.sum())
+        if n:
+            total = total + bits_per_cell[i][mask].sum()
+            cells += n
+    count = likelihoods.new_tensor(float(cells))
+    return (total / cells if cells else total), count
+
+
 @dataclass
 class ObjectiveTerms:
     """Every term of the objective, for logging; ``loss`` is what is minimized."""
@@ -81,18 +158,25 @@ class ObjectiveTerms:
     person_roi: Tensor
     head_roi: Tensor
     bpp: Tensor
+    head_bits: Tensor  # bits per latent cell under heads (see :func:`head_rate`)
 
 
 class RoiObjective(torch.nn.Module):
-    """``L = w_mse*MSE + w_p*L_{k_p}(persons) + w_h*L_{k_h}(heads) + w_r*bpp``.
+    """``L = w_mse*MSE + w_p*L_{k_p}(persons) + w_h*L_{k_h}(heads) + w_r*bpp
+    + w_hr*head_bits``.
+
+    ``head_bits`` (:func:`head_rate`) is in bits per latent cell; ``bpp`` in bits per
+    pixel, i.e. per ``1/f**2`` cell, so ``w_hr = w_r / f**2`` would price head cells like
+    the rest; the configured ``head_rate_weight`` sits orders of magnitude above that.
 
     The entropy bottleneck's auxiliary (quantile) loss is *not* included: it is
     minimized by its own optimizer (see :mod:`anoncodec.training.optim`).
     """
 
-    def __init__(self, config: RoiLossConfig | None = None) -> None:
+    def __init__(self, config: RoiLossConfig | None = None, factor: int = 16) -> None:
         super().__init__()
         self.config = config or RoiLossConfig()
+        self.factor = int(factor)
 
     def forward(
         self,
@@ -109,10 +193,13 @@ class RoiObjective(torch.nn.Module):
         person_roi = roi_loss(x_hat, x, persons, c.person_k)
         head_roi = roi_loss(x_hat, x, heads, c.head_k)
         bpp = bpp_from_likelihoods(likelihoods, n * h * w)
+        head_bits, _ = head_rate(likelihoods["y"], heads, self.factor, c.head_rate_margin)
         loss = (
             c.mse_weight * mse
             + c.person_weight * person_roi
             + c.head_weight * head_roi
             + c.rate_weight * bpp
+            + c.head_rate_weight * head_bits
         )
-        return ObjectiveTerms(loss=loss, mse=mse, person_roi=person_roi, head_roi=head_roi, bpp=bpp)
+        return ObjectiveTerms(loss=loss, mse=mse, person_roi=person_roi, head_roi=head_roi, bpp=bpp,
+                              head_bits=head_bits)

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, WeightedRandomSampler
 
 from anoncodec.codec import RoiCodec, get_model, load_checkpoint, save_checkpoint
-from anoncodec.config import TrainConfig
+from anoncodec.config import CodecConfig, TrainConfig, lr_factor
 from anoncodec.data import RoiCropDataset, collate_roi, load_source, split_items
 from anoncodec.errors import ConfigError, DatasetError
 from anoncodec.packet import pack
@@ -78,7 +78,13 @@ def _build_datasets(cfg: TrainConfig, cache_dir: Path | None):
         items = load_source(src, cache_dir=cache_dir)
         if not items:
             raise DatasetError(f"data source {src.path!r} ({src.kind}) yielded no images")
-        tr, va = split_items(items, src.val_fraction, seed=cfg.seed)
+        if any(it.split for it in items):  # the source fixes the split (by identity and scene)
+            if any(it.split == "test" for it in items):
+                raise DatasetError(f"data source {src.path!r} hands test images to training")
+            tr = [it for it in items if it.split == "train"]
+            va = [it for it in items if it.split == "val"]
+        else:
+            tr, va = split_items(items, src.val_fraction, seed=cfg.seed)
         logger.info("source %s: %d train / %d val images", src.path, len(tr), len(va))
         ds = RoiCropDataset(tr, cfg.crop_size, cfg.scale_min, cfg.scale_max, train=True, seed=cfg.seed)
         train_sets.append(ds)
@@ -177,7 +183,7 @@ def train(cfg: TrainConfig, resume: bool = False, cache_dir: Path | None = None,
 
     model = get_model(cfg.codec).to(device)
     net_opt, aux_opt = make_optimizers(model, cfg.lr, cfg.aux_lr)
-    objective = RoiObjective(cfg.loss)
+    objective = RoiObjective(cfg.loss, factor=cfg.codec.downsampling)
     step, wall_before = 0, 0.0
     if resume and last.is_file():
         ckpt = load_checkpoint(last)
@@ -191,8 +197,16 @@ def train(cfg: TrainConfig, resume: bool = False, cache_dir: Path | None = None,
         step, wall_before = state["step"], state.get("wall_s", 0.0)
         _set_rng_state(state["rng"])
         logger.info("resumed from %s at step %d", last, step)
-    elif resume:
-        logger.warning("--resume given but %s does not exist; starting from scratch", last)
+    else:
+        if resume:
+            logger.warning("--resume given but %s does not exist; starting from scratch", last)
+        if cfg.init_from:
+            init = load_checkpoint(cfg.init_from)
+            if CodecConfig.from_dict(init["codec"]) != cfg.codec:
+                raise ConfigError(f"init_from {cfg.init_from} has codec {init['codec']}, the config "
+                                  f"asks for {cfg.codec.to_dict()}")
+            model.load_state_dict(init["state_dict"])
+            logger.info("weights from %s", cfg.init_from)
 
     train_set, weights, val_set = _build_datasets(cfg, cache_dir)
     generator = torch.Generator().manual_seed(cfg.seed + step)
@@ -225,6 +239,8 @@ def train(cfg: TrainConfig, resume: bool = False, cache_dir: Path | None = None,
     with _sigterm_as_interrupt():
         try:
             while step < cfg.steps:
+                for group in net_opt.param_groups:
+                    group["lr"] = cfg.lr * lr_factor(cfg, step)
                 x, persons, heads = next(batches)
                 x = x.to(device)
                 persons = [p.to(device) for p in persons]
@@ -242,7 +258,8 @@ def train(cfg: TrainConfig, resume: bool = False, cache_dir: Path | None = None,
                 aux_opt.step()
                 step += 1
                 logs = {"loss": terms.loss.item(), "mse": terms.mse.item(), "bpp": terms.bpp.item(),
-                        "person": terms.person_roi.item(), "head": terms.head_roi.item(), "aux": aux_loss.item()}
+                        "person": terms.person_roi.item(), "head": terms.head_roi.item(),
+                        "head_bits": terms.head_bits.item(), "aux": aux_loss.item()}
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
                 if writer is not None and step % 10 == 0:

@@ -49,3 +49,25 @@ def test_bad_file(tmp_path):
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(ConfigError, match=".toml"):
         load_train_config(tmp_path / "x.json")
+
+
+def test_lr_schedule_warmup_then_cosine_to_the_floor():
+    from anoncodec.config import lr_factor
+
+    cfg = TrainConfig(steps=110, lr_schedule="cosine", lr_warmup=10, lr_min_factor=0.1)
+    assert lr_factor(cfg, 0) == pytest.approx(0.1)
+    assert lr_factor(cfg, 9) == pytest.approx(1.0)
+    assert lr_factor(cfg, 10) == pytest.approx(1.0)
+    assert lr_factor(cfg, 60) == pytest.approx(0.55)  # half way: mean of 1 and the floor
+    assert lr_factor(cfg, 110) == pytest.approx(0.1)
+    assert lr_factor(TrainConfig(steps=5), 3) == 1.0
+    with pytest.raises(ConfigError):
+        TrainConfig(lr_schedule="step")
+
+
+def test_head_rate_settings_are_checked():
+    assert RoiLossConfig().head_rate_weight == 0.0  # the paper has no such term
+    with pytest.raises(ConfigError):
+        RoiLossConfig(head_rate_weight=-1)
+    with pytest.raises(ConfigError):
+        RoiLossConfig(head_rate_margin=9)

@@ -80,3 +80,63 @@ def test_region_metrics():
     assert psnr(0.01) == pytest.approx(20)
     m = region_metrics(x_hat[:1], x[:1], [boxes([0, 0, 2, 2])])
     assert m["psnr_outside_heads"] == math.inf and m["mse_inside_heads"] == pytest.approx(0.25)
+
+
+# -- head rate: bits of the latent cells under head boxes --------------------------------
+def test_latent_cell_mask_matches_the_guard_mask():
+    import numpy as np
+
+    from anoncodec.edge.guard import latent_mask
+    from anoncodec.roi.loss import latent_cell_mask
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        xy = rng.uniform(-10, 90, size=(3, 2))
+        wh = rng.uniform(0, 40, size=(3, 2))
+        b = np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
+        for margin in (0, 1):
+            ours = latent_cell_mask(torch.from_numpy(b), (5, 6), 16, margin).numpy()
+            assert (ours == latent_mask(b, (5, 6), 16, margin)).all()
+
+
+def test_head_rate_hand_computed():
+    from anoncodec.roi.loss import head_rate
+
+    lk = torch.full((2, 3, 2, 2), 0.5)  # 1 bit per element: 3 bits per cell
+    lk[0, :, 0, 0] = 0.25  # cell (0, 0) of image 0: 2 bits x 3 channels = 6 bits
+    heads = [boxes([0, 0, 16, 16]), boxes([16, 16, 32, 32], [0, 16, 8, 20])]
+    bits, cells = head_rate(lk, heads, factor=16)
+    # image 0: cell (0,0) = 6 bits; image 1: cells (1,1) and (1,0) = 3 bits each
+    assert cells.item() == 3
+    assert bits.item() == pytest.approx((6 + 3 + 3) / 3)
+    # a margin of one cell takes every cell of image 0 and image 1
+    bits_m, cells_m = head_rate(lk, heads, factor=16, margin=1)
+    assert cells_m.item() == 8
+    assert bits_m.item() == pytest.approx((6 + 3 * 3 + 4 * 3) / 8)
+
+
+def test_head_rate_without_heads_is_zero_and_gradient_points_to_likelier_symbols():
+    from anoncodec.roi.loss import head_rate
+
+    lk = torch.full((1, 2, 2, 2), 0.5, requires_grad=True)
+    bits, cells = head_rate(lk, [boxes()], factor=16)
+    assert bits.item() == 0 and cells.item() == 0
+    bits, _ = head_rate(lk, [boxes([0, 0, 10, 10])], factor=16)
+    bits.backward()
+    grad = lk.grad
+    assert (grad[0, :, 0, 0] < 0).all()  # raising the likelihood under the head lowers the bits
+    assert (grad[0, :, 1, 1] == 0).all()  # the background is not touched by this term
+    with pytest.raises(ValueError):
+        head_rate(lk, [boxes(), boxes()], factor=16)
+
+
+def test_objective_adds_the_weighted_head_rate():
+    x = torch.zeros(1, 3, 32, 32)
+    x_hat = torch.full((1, 3, 32, 32), 0.1)
+    lk = {"y": torch.full((1, 4, 2, 2), 0.5)}
+    heads = [boxes([0, 0, 16, 16])]
+    base = RoiObjective(RoiLossConfig(), factor=16)(x_hat, x, lk, [boxes()], heads)
+    cfg = RoiLossConfig(head_rate_weight=0.5)
+    t = RoiObjective(cfg, factor=16)(x_hat, x, lk, [boxes()], heads)
+    assert t.head_bits.item() == pytest.approx(4.0)  # 4 channels x 1 bit in one cell
+    assert (t.loss - base.loss).item() == pytest.approx(0.5 * 4.0)
