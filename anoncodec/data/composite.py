@@ -1,0 +1,553 @@
+"""Composite training scenes: faces and persons pasted into backgrounds, boxes known exactly.
+
+May import numpy, opencv, tqdm and the other :mod:`anoncodec.data` modules; the detectors
+only lazily, to label the corpus once. ``python -m anoncodec.data.composite --corpus
+data/corpora --out data/composites`` (``make composites``) writes::
+
+    <out>/labels.json              # see anoncodec.data.labeled; one record per image
+    <out>/train/000000.png ...     # composites and rescaled real shots, per split
+    <out>/val/..., <out>/test/...
+
+Parts (from one split only, see :mod:`anoncodec.data.holdout`):
+
+- *faces*: fake-avatars crops (aligned, so the head box is fixed geometry) and the heads
+  CenterFace finds in openpeople portraits, selfies and sheets, pasted with a feathered
+  elliptical mask;
+- *persons*: the persons the detector finds in openpeople full-body shots and turn-around
+  sheets (front, side and back views), pasted with a feathered rectangle, each with its
+  head box (a face's head, else the top of the person box: heads seen from behind count);
+- *backgrounds*: the vtest scene with its walkers removed (per-pixel median of frames),
+  the sample photos and openpeople's outdoor shots, whose own persons and heads (auto
+  labels) stay in the record.
+
+Head heights are drawn log-uniformly from ``head_px`` (default 10-400 px); the scene is
+then degraded as a camera would (blur, sensor noise, low light, JPEG). Boxes follow every
+geometric step exactly; pasted parts clip to the frame. Real shots are also written,
+rescaled, with their auto labels. The corpus labels are cached in
+``<corpus>/labels.json`` (keyed by each file's sha256 and :data:`LABELER_VERSION`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anoncodec.data._images import load_rgb
+from anoncodec.data.corpus import CorpusFile, read_manifest
+from anoncodec.data.holdout import SPLITS, HoldoutConfig, check_disjoint, split_files
+from anoncodec.errors import DatasetError
+
+__all__ = [
+    "AVATAR_HEAD",
+    "CompositeConfig",
+    "LABELER_VERSION",
+    "Part",
+    "label_corpus",
+    "paste",
+    "degrade",
+    "compose_scene",
+    "build_composites",
+    "main",
+]
+
+logger = logging.getLogger(__name__)
+
+LABELER_VERSION = "corpus-labels-v1"
+LABELS_VERSION = 1
+#: head box of a fake-avatars face (FFHQ-aligned crop) as fractions of its side: x1 y1 x2 y2
+AVATAR_HEAD = (0.14, 0.0, 0.86, 0.96)
+_LABEL_MAX_SIDE = 1280  # the detectors see corpus images at most this large
+_REAL_MAX_SIDE = 1024  # real shots are written at most this large
+
+
+@dataclass(frozen=True)
+class CompositeConfig:
+    """How many scenes of which kind, and how they are made.
+
+    Args:
+        scenes: composites per split (``{"train": n, "val": n, "test": n}``).
+        size: ``(height, width)`` of a composite.
+        head_px: range of pasted head heights in pixels (log-uniform).
+        persons: range of pasted persons per scene.
+        faces: range of pasted faces (no body) per scene.
+        seed: everything is reproducible from it.
+        real_shots: also write the split's real images (rescaled) with their labels.
+    """
+
+    scenes: dict[str, int] = field(default_factory=lambda: {"train": 600, "val": 40, "test": 60})
+    size: tuple[int, int] = (480, 640)
+    head_px: tuple[float, float] = (10.0, 400.0)
+    persons: tuple[int, int] = (0, 5)
+    faces: tuple[int, int] = (1, 4)
+    seed: int = 0
+    real_shots: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.head_px[0] <= self.head_px[1]:
+            raise DatasetError(f"head_px={self.head_px}; expected 0 < min <= max")
+        if set(self.scenes) - set(SPLITS):
+            raise DatasetError(f"scenes keys {sorted(self.scenes)}; expected some of {SPLITS}")
+
+
+@dataclass
+class Part:
+    """A cut-out to paste: pixels, a soft alpha, and its boxes in its own pixels.
+
+    Attributes:
+        rgb: uint8 ``[h, w, 3]``.
+        alpha: float32 ``[h, w]`` in [0, 1].
+        heads: float32 ``[J, 4]`` head boxes (``xyxy``); the first one sets the scale.
+        persons: float32 ``[K, 4]`` person boxes (empty for a face-only part).
+        identity / scene: provenance, for the split check.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray
+    heads: np.ndarray
+    persons: np.ndarray
+    identity: str
+    scene: str
+
+
+@dataclass
+class Background:
+    rgb: np.ndarray
+    heads: np.ndarray
+    persons: np.ndarray
+    identity: str
+    scene: str
+
+
+# -- labels of the corpus ---------------------------------------------------------------
+def _detect_scaled(detector: Any, rgb: np.ndarray, threshold: float) -> np.ndarray:
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = min(1.0, _LABEL_MAX_SIDE / max(h, w))
+    small = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) \
+        if scale < 1 else rgb
+    dets = np.asarray(detector.detect(small, threshold), np.float32).reshape(-1, 5)
+    dets[:, :4] /= scale
+    return dets
+
+
+def label_corpus(
+    root: str | Path,
+    files: Sequence[CorpusFile],
+    face_detector: Any = None,
+    person_detector: Any = None,
+    face_threshold: float = 0.4,
+    person_conf: float = 0.4,
+) -> dict[str, dict[str, Any]]:
+    """Faces, persons and heads of every corpus photo, cached in ``<root>/labels.json``.
+
+    Heads: every face grows into its head box; upright persons without one get the top
+    of their box (:func:`~anoncodec.data.footage.heads_from_detections`). Avatars need
+    no detector (:data:`AVATAR_HEAD`); videos are not labeled here.
+
+    Returns:
+        ``{path: {"width", "height", "faces", "persons", "heads"}}`` (boxes as lists).
+    """
+    from tqdm.auto import tqdm
+
+    from anoncodec.data.footage import heads_from_detections
+
+    root = Path(root)
+    cache_path = root / "labels.json"
+    cache: dict[str, Any] = {}
+    if cache_path.is_file():
+        try:
+            payload = json.loads(cache_path.read_text())
+            if payload.get("version") == LABELER_VERSION:
+                cache = payload["files"]
+        except (ValueError, KeyError):
+            cache = {}
+    todo = [f for f in files if f.kind not in ("face", "video")
+            and cache.get(f.path, {}).get("sha256") != f.sha256]
+    if todo:
+        if face_detector is None:
+            from anoncodec.detectors import CenterFaceDetector
+
+            face_detector = CenterFaceDetector()
+        if person_detector is None:
+            from anoncodec.detectors import YoloPersonDetector
+
+            person_detector = YoloPersonDetector()
+    for f in tqdm(todo, desc="labeling corpus", unit="image", disable=None):
+        rgb = load_rgb(root / f.path)
+        faces = _detect_scaled(face_detector, rgb, face_threshold)
+        persons = _detect_scaled(person_detector, rgb, person_conf)
+        heads = heads_from_detections(faces, persons, rgb.shape[:2])
+        cache[f.path] = {"sha256": f.sha256, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
+                         "faces": np.round(faces, 1).tolist(), "persons": np.round(persons, 1).tolist(),
+                         "heads": np.round(heads, 1).tolist()}
+    if todo:
+        tmp = cache_path.with_name(".labels.json.tmp")
+        tmp.write_text(json.dumps({"version": LABELER_VERSION, "files": cache}))
+        os.replace(tmp, cache_path)
+    return {f.path: cache[f.path] for f in files if f.path in cache}
+
+
+# -- geometry ---------------------------------------------------------------------------
+def _boxes(values: Any) -> np.ndarray:
+    arr = np.asarray(values, np.float32).reshape(-1, np.asarray(values).shape[-1] if len(values) else 4)
+    return arr[:, :4].copy() if arr.size else np.zeros((0, 4), np.float32)
+
+
+def _feather(h: int, w: int, ellipse: bool, edge: float = 0.12) -> np.ndarray:
+    """Soft alpha: 1 inside, falling to 0 over ``edge`` of the size at the border."""
+    yy = (np.arange(h, dtype=np.float32) + 0.5) / h * 2 - 1
+    xx = (np.arange(w, dtype=np.float32) + 0.5) / w * 2 - 1
+    if ellipse:
+        r = np.sqrt(yy[:, None] ** 2 + xx[None, :] ** 2)
+    else:
+        r = np.maximum(np.abs(yy)[:, None], np.abs(xx)[None, :])
+    return np.clip((1 - r) / edge, 0, 1).astype(np.float32)
+
+
+def _crop_part(rgb: np.ndarray, box: np.ndarray, heads: np.ndarray, persons: np.ndarray,
+               margin: float, ellipse: bool, identity: str, scene: str) -> Part | None:
+    h, w = rgb.shape[:2]
+    x1, y1, x2, y2 = box
+    bw, bh = x2 - x1, y2 - y1
+    cx1, cy1 = int(max(0, math.floor(x1 - margin * bw))), int(max(0, math.floor(y1 - margin * bh)))
+    cx2, cy2 = int(min(w, math.ceil(x2 + margin * bw))), int(min(h, math.ceil(y2 + margin * bh)))
+    if cx2 - cx1 < 8 or cy2 - cy1 < 8:
+        return None
+    shift = np.array([cx1, cy1, cx1, cy1], np.float32)
+    crop = np.ascontiguousarray(rgb[cy1:cy2, cx1:cx2])
+    return Part(crop, _feather(cy2 - cy1, cx2 - cx1, ellipse), heads - shift, persons - shift, identity, scene)
+
+
+def _inside(inner: np.ndarray, outer: np.ndarray) -> bool:
+    cx, cy = (inner[0] + inner[2]) / 2, (inner[1] + inner[3]) / 2
+    return bool(outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3])
+
+
+def parts_from_labels(rgb: np.ndarray, label: dict[str, Any], file: CorpusFile) -> tuple[list[Part], list[Part]]:
+    """Face parts (each head) and person parts (each person with its heads) of a photo."""
+    heads = _boxes(label["heads"])
+    persons = _boxes(label["persons"])
+    faces_out: list[Part] = []
+    for head in heads:
+        part = _crop_part(rgb, head, head[None], np.zeros((0, 4), np.float32), 0.15, True,
+                          file.identity, file.scene)
+        if part is not None and head[3] - head[1] >= 24:
+            faces_out.append(part)
+    persons_out: list[Part] = []
+    for person in persons:
+        own = np.array([h for h in heads if _inside(h, person)], np.float32).reshape(-1, 4)
+        if len(own) != 1 or person[3] - person[1] < 64:
+            continue  # a person part needs exactly one head of its own to be scaled by
+        part = _crop_part(rgb, person, own, person[None], 0.06, False, file.identity, file.scene)
+        if part is not None:
+            persons_out.append(part)
+    return faces_out, persons_out
+
+
+def avatar_part(rgb: np.ndarray, file: CorpusFile) -> Part:
+    """A fake-avatars face with its fixed head box and an elliptical alpha over the head."""
+    h, w = rgb.shape[:2]
+    head = np.array([[AVATAR_HEAD[0] * w, AVATAR_HEAD[1] * h, AVATAR_HEAD[2] * w, AVATAR_HEAD[3] * h]],
+                    np.float32)
+    x1, y1, x2, y2 = (int(round(v)) for v in head[0])
+    crop = np.ascontiguousarray(rgb[y1:y2, x1:x2])
+    return Part(crop, _feather(y2 - y1, x2 - x1, True, edge=0.08),
+                head - np.array([x1, y1, x1, y1], np.float32), np.zeros((0, 4), np.float32),
+                file.identity, file.scene)
+
+
+# -- pasting and degradation ------------------------------------------------------------
+def paste(canvas: np.ndarray, part: Part, scale: float, x: float, y: float, flip: bool = False
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Paste ``part`` resized by ``scale`` with its top-left at ``(x, y)`` (in place).
+
+    Returns:
+        ``(heads, persons)`` of the part in canvas pixels, clipped to the canvas (boxes
+        that end up empty are dropped).
+    """
+    import cv2
+
+    ph, pw = part.rgb.shape[:2]
+    nw, nh = max(1, round(pw * scale)), max(1, round(ph * scale))
+    sx, sy = nw / pw, nh / ph
+    rgb = cv2.resize(part.rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    alpha = cv2.resize(part.alpha, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    heads, persons = part.heads.copy(), part.persons.copy()
+    if flip:
+        rgb, alpha = rgb[:, ::-1], alpha[:, ::-1]
+        for b in (heads, persons):
+            b[:, [0, 2]] = pw - b[:, [2, 0]]
+    x0, y0 = int(round(x)), int(round(y))
+    H, W = canvas.shape[:2]
+    cx1, cy1, cx2, cy2 = max(0, x0), max(0, y0), min(W, x0 + nw), min(H, y0 + nh)
+    if cx2 > cx1 and cy2 > cy1:
+        a = alpha[cy1 - y0:cy2 - y0, cx1 - x0:cx2 - x0, None]
+        src = rgb[cy1 - y0:cy2 - y0, cx1 - x0:cx2 - x0].astype(np.float32)
+        dst = canvas[cy1:cy2, cx1:cx2].astype(np.float32)
+        canvas[cy1:cy2, cx1:cx2] = np.clip(a * src + (1 - a) * dst + 0.5, 0, 255).astype(np.uint8)
+    factor = np.array([sx, sy, sx, sy], np.float32)
+    offset = np.array([x0, y0, x0, y0], np.float32)
+
+    def place(b: np.ndarray) -> np.ndarray:
+        b = b * factor + offset
+        b[:, [0, 2]] = b[:, [0, 2]].clip(0, W)
+        b[:, [1, 3]] = b[:, [1, 3]].clip(0, H)
+        keep = (b[:, 2] - b[:, 0] >= 1) & (b[:, 3] - b[:, 1] >= 1)
+        return b[keep].astype(np.float32)
+
+    return place(heads), place(persons)
+
+
+def degrade(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Camera-like degradations: optional blur, low light, sensor noise, then JPEG."""
+    import cv2
+
+    out = rgb.astype(np.float32)
+    if rng.random() < 0.4:
+        sigma = rng.uniform(0.4, 1.6)
+        out = cv2.GaussianBlur(out, (0, 0), sigma)
+    if rng.random() < 0.3:  # low light: darker, lifted blacks, warmer or cooler
+        gain = rng.uniform(0.25, 0.7)
+        tint = rng.uniform(0.9, 1.1, size=3).astype(np.float32)
+        out = out * gain * tint + rng.uniform(0, 12)
+    if rng.random() < 0.6:
+        out = out + rng.normal(0, rng.uniform(1.0, 8.0), out.shape).astype(np.float32)
+    out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    if rng.random() < 0.7:
+        ok, enc = cv2.imencode(".jpg", out[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 96))])
+        if ok:
+            out = np.ascontiguousarray(cv2.imdecode(enc, cv2.IMREAD_COLOR)[:, :, ::-1])
+    return out
+
+
+def _background_view(bg: Background, size: tuple[int, int], rng: np.random.Generator
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A random crop of ``bg`` resized to ``size`` (with its own boxes moved along)."""
+    import cv2
+
+    H, W = size
+    bh, bw = bg.rgb.shape[:2]
+    zoom = rng.uniform(0.6, 1.0)
+    side_h = min(bh, bw * H / W) * zoom
+    side_w = side_h * W / H
+    x0 = rng.uniform(0, bw - side_w)
+    y0 = rng.uniform(0, bh - side_h)
+    crop = bg.rgb[int(y0):int(y0 + side_h), int(x0):int(x0 + side_w)]
+    sx, sy = W / crop.shape[1], H / crop.shape[0]
+    view = cv2.resize(crop, (W, H), interpolation=cv2.INTER_AREA)
+    flip = bool(rng.random() < 0.5)
+    moved = []
+    for b in (bg.heads, bg.persons):
+        b = (b - np.array([int(x0), int(y0)] * 2, np.float32)) * np.array([sx, sy, sx, sy], np.float32)
+        b[:, [0, 2]] = b[:, [0, 2]].clip(0, W)
+        b[:, [1, 3]] = b[:, [1, 3]].clip(0, H)
+        if flip:
+            b[:, [0, 2]] = W - b[:, [2, 0]]
+        moved.append(b[(b[:, 2] - b[:, 0] >= 1) & (b[:, 3] - b[:, 1] >= 1)])
+    if flip:
+        view = view[:, ::-1]
+    return np.ascontiguousarray(view), moved[0], moved[1]
+
+
+def compose_scene(background: Background, faces: Sequence[Part], persons: Sequence[Part],
+                  config: CompositeConfig, rng: np.random.Generator) -> dict[str, Any]:
+    """One composite: returns ``{"rgb", "heads", "persons", "parts"}`` (boxes ``[K, 4]``)."""
+    H, W = config.size
+    canvas, heads, people = _background_view(background, config.size, rng)
+    all_heads, all_persons = [heads], [people]
+    parts = [(background.identity, background.scene)]
+    lo, hi = math.log(config.head_px[0]), math.log(config.head_px[1])
+    n_persons = int(rng.integers(config.persons[0], config.persons[1] + 1)) if persons else 0
+    n_faces = int(rng.integers(config.faces[0], config.faces[1] + 1)) if faces else 0
+    # Persons first (far ones small), faces on top: sorted by size, small ones behind.
+    chosen = [(persons[int(rng.integers(len(persons)))], True) for _ in range(n_persons)]
+    chosen += [(faces[int(rng.integers(len(faces)))], False) for _ in range(n_faces)]
+    # A standing person is ~7 heads tall: persons' heads stay under a quarter of the frame
+    # (larger ones are close-ups, which the faces cover), so most bodies fit.
+    person_hi = math.log(max(config.head_px[0], min(config.head_px[1], H / 4)))
+    sizes = [math.exp(rng.uniform(lo, person_hi if is_person else hi)) for _, is_person in chosen]
+    for (part, is_person), head_px in sorted(zip(chosen, sizes), key=lambda t: t[1]):
+        ref = part.heads[0]
+        scale = head_px / max(1.0, float(ref[3] - ref[1]))
+        ph, pw = part.rgb.shape[0] * scale, part.rgb.shape[1] * scale
+        if is_person:  # feet on the ground: the box bottom lands in the lower part of the frame
+            y = rng.uniform(0.45 * H, 1.1 * H) - ph
+        else:
+            y = rng.uniform(-0.1 * ph, H - 0.9 * ph) if ph < H else rng.uniform(H - ph, 0)
+        x = rng.uniform(-0.2 * pw, W - 0.8 * pw)
+        h_boxes, p_boxes = paste(canvas, part, scale, x, y, flip=bool(rng.random() < 0.5))
+        all_heads.append(h_boxes)
+        all_persons.append(p_boxes)
+        parts.append((part.identity, part.scene))
+    rgb = degrade(canvas, rng)
+    return {"rgb": rgb, "heads": np.concatenate(all_heads).reshape(-1, 4),
+            "persons": np.concatenate(all_persons).reshape(-1, 4), "parts": parts}
+
+
+# -- the whole build --------------------------------------------------------------------
+def _vtest_plate(path: Path, frames: int = 48) -> np.ndarray:
+    """The vtest scene without walkers: per-pixel median of frames spread over the clip."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    picks = set(np.linspace(0, max(0, count - 1), frames).astype(int).tolist())
+    stack, index = [], 0
+    while True:
+        ok = cap.grab()
+        if not ok:
+            break
+        if index in picks:
+            ok, bgr = cap.retrieve()
+            if ok:
+                stack.append(bgr[:, :, ::-1])
+        index += 1
+    cap.release()
+    if not stack:
+        raise DatasetError(f"cannot read frames of {path}")
+    return np.ascontiguousarray(np.median(np.stack(stack), axis=0).astype(np.uint8))
+
+
+def _save_png(rgb: np.ndarray, dest: Path) -> None:
+    import cv2
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp.png")
+    if not cv2.imwrite(str(tmp), rgb[:, :, ::-1]):
+        raise DatasetError(f"cannot write {dest}")
+    os.replace(tmp, dest)
+
+
+def _resize_max(rgb: np.ndarray, boxes: list[np.ndarray], max_side: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    import cv2
+
+    h, w = rgb.shape[:2]
+    s = min(1.0, max_side / max(h, w))
+    if s >= 1:
+        return rgb, boxes
+    small = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    return small, [b * s for b in boxes]
+
+
+def build_composites(
+    corpus: str | Path,
+    out: str | Path,
+    config: CompositeConfig = CompositeConfig(),
+    holdout: HoldoutConfig = HoldoutConfig(),
+    labeler: Callable[..., dict[str, dict[str, Any]]] = label_corpus,
+) -> Path:
+    """Write every split's composites and real shots plus ``labels.json``; returns its path.
+
+    Raises:
+        DatasetError: no manifest, a split without faces or backgrounds, or an identity
+            or scene in two splits.
+    """
+    from tqdm.auto import tqdm
+
+    corpus, out = Path(corpus), Path(out)
+    files = read_manifest(corpus)
+    by_split = split_files(files, holdout)
+    labels = labeler(corpus, files)
+    records: list[dict[str, Any]] = []
+    keys: dict[str, list[tuple[str, str]]] = {s: [] for s in SPLITS}
+    for split in SPLITS:
+        faces: list[Part] = []
+        persons: list[Part] = []
+        backgrounds: list[Background] = []
+        for f in by_split[split]:
+            if f.kind == "face":
+                faces.append(avatar_part(load_rgb(corpus / f.path), f))
+                continue
+            if f.kind == "video":
+                if f.identity == "sample-vtest":
+                    plate = _vtest_plate(corpus / f.path)
+                    empty = np.zeros((0, 4), np.float32)
+                    backgrounds.append(Background(plate, empty, empty, f.identity, f.scene))
+                continue
+            label = labels.get(f.path)
+            if label is None:
+                continue
+            rgb = load_rgb(corpus / f.path)
+            f_faces, f_persons = parts_from_labels(rgb, label, f)
+            faces += f_faces
+            persons += f_persons
+            heads, people = _boxes(label["heads"]), _boxes(label["persons"])
+            if f.corpus != "openpeople" or f.kind == "full-body":
+                small, (sh, sp) = _resize_max(rgb, [heads, people], 1600)
+                backgrounds.append(Background(small, sh, sp, f.identity, f.scene))
+            if config.real_shots:
+                small, (sh, sp) = _resize_max(rgb, [heads, people], _REAL_MAX_SIDE)
+                name = f"{split}/real-{f.path.replace('/', '-').rsplit('.', 1)[0]}.png"
+                _save_png(small, out / name)
+                records.append({"id": name, "file": name, "split": split, "scene": f.scene,
+                                "identities": [f.identity], "height": int(small.shape[0]),
+                                "width": int(small.shape[1]), "heads": np.round(sh, 2).tolist(),
+                                "persons": np.round(sp, 2).tolist(), "kind": "real"})
+                keys[split].append((f.identity, f.scene))
+        n = config.scenes.get(split, 0)
+        if n and (not faces or not backgrounds):
+            raise DatasetError(f"split {split}: {len(faces)} face parts and {len(backgrounds)} "
+                               "backgrounds; composites need both (fetch the corpora again?)")
+        rng = np.random.default_rng([config.seed, SPLITS.index(split)])
+        for i in tqdm(range(n), desc=f"composites {split}", unit="scene", disable=None):
+            bg = backgrounds[int(rng.integers(len(backgrounds)))]
+            scene = compose_scene(bg, faces, persons, config, rng)
+            name = f"{split}/{i:06d}.png"
+            _save_png(scene["rgb"], out / name)
+            records.append({"id": name, "file": name, "split": split, "scene": bg.scene,
+                            "identities": sorted({p[0] for p in scene["parts"]}),
+                            "height": config.size[0], "width": config.size[1],
+                            "heads": np.round(scene["heads"], 2).tolist(),
+                            "persons": np.round(scene["persons"], 2).tolist(), "kind": "composite"})
+            keys[split] += scene["parts"]
+    check_disjoint(keys)
+    dest = out / "labels.json"
+    tmp = dest.with_name(".labels.json.tmp")
+    tmp.write_text(json.dumps({"version": LABELS_VERSION, "images": records}))
+    os.replace(tmp, dest)
+    return dest
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m anoncodec.data.composite",
+        description="Label the fetched corpora once, then write composite scenes (faces and "
+                    "persons pasted into held-apart backgrounds, boxes known exactly) and the "
+                    "real shots of every split, with labels.json.")
+    parser.add_argument("--corpus", default="data/corpora", help="folder from make corpora")
+    parser.add_argument("--out", default="data/composites", help="output folder (git-ignored)")
+    parser.add_argument("--train", type=int, default=600, help="composites in the train split")
+    parser.add_argument("--val", type=int, default=40, help="composites in the validation split")
+    parser.add_argument("--test", type=int, default=60, help="composites in the test split")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    parser.add_argument("--no-real", action="store_true", help="write composites only")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = CompositeConfig(scenes={"train": args.train, "val": args.val, "test": args.test},
+                             seed=args.seed, real_shots=not args.no_real)
+    try:
+        dest = build_composites(args.corpus, args.out, config)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(dest)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
