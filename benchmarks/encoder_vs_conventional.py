@@ -20,8 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from anoncodec.cli.checkpoints import checkpoint_help
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", help="codec checkpoint (default: the bundled demo checkpoint)")
+    p.add_argument("--checkpoint", help=checkpoint_help())
     p.add_argument("--image", default=str(REPO / "data" / "samples" / "basketball1.png"),
                    help="frame to encode (resized to --width x --height)")
     p.add_argument("--width", type=int, default=640)
@@ -43,11 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     from anoncodec.detectors import CenterFaceDetector
     from anoncodec.edge import EdgeEncoder, FaceGuard
     from anoncodec.evaluation import blur_regions, environment, jpeg_encode, time_call, write_record
-    from anoncodec.weights import default_checkpoint
+    from anoncodec.weights import resolve_checkpoint
 
     frame = cv2.cvtColor(cv2.imread(args.image), cv2.COLOR_BGR2RGB)
     frame = cv2.resize(frame, (args.width, args.height), interpolation=cv2.INTER_AREA)
-    checkpoint = Path(args.checkpoint or default_checkpoint())
+    checkpoint = resolve_checkpoint(args.checkpoint)
     model = load_codec(checkpoint)
     with tempfile.TemporaryDirectory() as tmp:
         exported = export_codec(model, tmp)

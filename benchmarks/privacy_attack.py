@@ -65,9 +65,11 @@ def default_test_data() -> list[str]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from anoncodec.cli.checkpoints import checkpoint_help
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--checkpoint", help="our codec (default: the bundled demo checkpoint)")
+    p.add_argument("--checkpoint", help=checkpoint_help("our codec"))
     p.add_argument("--footage", nargs="+", default=None, metavar="PATH",
                    help="attacker's clean footage: images, folders or videos (default: packaged photos + "
                    "data/samples/vtest_excerpt.avi)")
@@ -134,10 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     from anoncodec.edge.guard import FaceGuard
     from anoncodec.errors import AnoncodecError
     from anoncodec.training.attack import AttackConfig, train_attack_decoder
-    from anoncodec.weights import default_checkpoint
+    from anoncodec.weights import resolve_checkpoint
 
     try:
-        checkpoint = Path(args.checkpoint or default_checkpoint())
+        checkpoint = resolve_checkpoint(args.checkpoint)
         codec = load_codec(checkpoint)
         footage = args.footage or default_footage()
         data = args.data or default_test_data()

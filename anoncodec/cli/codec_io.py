@@ -6,15 +6,13 @@ import argparse
 import json
 from pathlib import Path
 
-
-def _checkpoint_help() -> str:
-    return "codec checkpoint (default: $ANONCODEC_CHECKPOINT or the bundled demo checkpoint)"
+from anoncodec.cli.checkpoints import checkpoint_help
 
 
 def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", help="input image (any format Pillow reads; converted to RGB)")
     parser.add_argument("-o", "--output", required=True, help="packet file to write")
-    parser.add_argument("--checkpoint", help=_checkpoint_help())
+    parser.add_argument("--checkpoint", help=checkpoint_help())
     parser.add_argument("--onnx-dir", help="encode with ONNX Runtime from an export folder "
                         "(encoder.onnx + tables.npz) instead of PyTorch, as a camera does")
     parser.add_argument("--guard", action="store_true",
@@ -31,7 +29,7 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
 def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("packet", help="packet file written by `anoncodec encode` or a camera")
     parser.add_argument("-o", "--output", required=True, help="image file to write (.png recommended)")
-    parser.add_argument("--checkpoint", help=_checkpoint_help())
+    parser.add_argument("--checkpoint", help=checkpoint_help())
 
 
 def _read_rgb(path: str):
@@ -67,9 +65,9 @@ def run_encode(args: argparse.Namespace) -> int:
     else:
         from anoncodec.codec.images import frame_to_tensor
         from anoncodec.codec import load_codec
-        from anoncodec.weights import default_checkpoint
+        from anoncodec.weights import resolve_checkpoint
 
-        model = load_codec(args.checkpoint or default_checkpoint())
+        model = load_codec(resolve_checkpoint(args.checkpoint))
         latent_filter = None
         if guard is not None:
             from anoncodec.errors import ConfigError
@@ -98,14 +96,14 @@ def run_decode(args: argparse.Namespace) -> int:
     from anoncodec.codec.images import tensor_to_frame
     from anoncodec.errors import PacketError
     from anoncodec.packet import unpack
-    from anoncodec.weights import default_checkpoint
+    from anoncodec.weights import resolve_checkpoint
 
     try:
         data = Path(args.packet).read_bytes()
     except OSError as exc:
         raise PacketError(f"cannot read packet {args.packet!r}: {exc}") from exc
     packet = unpack(data)
-    model = load_codec(args.checkpoint or default_checkpoint())
+    model = load_codec(resolve_checkpoint(args.checkpoint))
     frame = tensor_to_frame(model.decompress(packet))
     Image.fromarray(frame).save(args.output)
     print(json.dumps({"image": args.output, "height": packet.height, "width": packet.width}))

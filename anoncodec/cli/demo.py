@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from anoncodec.cli.checkpoints import checkpoint_help
+
 DEFAULT_SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 VIDEO_FRAMES = (0, 30, 59)
 
@@ -24,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_output", help="folder for decoded images, packets and report")
     parser.add_argument("--samples", default=str(DEFAULT_SAMPLES),
                         help="folder with messi5.jpg, basketball1.png and vtest_excerpt.avi")
-    parser.add_argument("--checkpoint", help="codec checkpoint (default: the bundled demo checkpoint)")
+    parser.add_argument("--checkpoint", help=checkpoint_help())
     parser.add_argument("--no-serving", action="store_true",
                         help="skip part 2 (local Triton + camera client streaming the clip)")
     parser.add_argument("--max-frames", type=int, default=0,
@@ -87,11 +89,11 @@ def run(args: argparse.Namespace) -> int:
     from anoncodec.evaluation.mtcnn import MtcnnFaceDetector
     from anoncodec.packet import pack, unpack
     from anoncodec.roi.metrics import box_mask, masked_mse, psnr
-    from anoncodec.weights import default_checkpoint
+    from anoncodec.weights import resolve_checkpoint
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint = Path(args.checkpoint or default_checkpoint())
+    checkpoint = resolve_checkpoint(args.checkpoint)
     model = load_codec(checkpoint)
     centerface, yolo, mtcnn = CenterFaceDetector(), YoloPersonDetector(), MtcnnFaceDetector()
     rows = []

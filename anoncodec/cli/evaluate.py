@@ -12,6 +12,8 @@ import logging
 import shlex
 from pathlib import Path
 
+from anoncodec.cli.checkpoints import checkpoint_help
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_METHODS = ("original", "ours", "guard", "jpeg:5,10,20,40,75", "webp:5,20,50,80", "avif:10,30,50",
@@ -28,8 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "jpeg|webp|avif:QUALITIES, blur|pixelate|fill:JPEG_QUALITIES (default: "
                         + " ".join(DEFAULT_METHODS) + ")")
     parser.add_argument("--out", required=True, help="folder for report.md, metrics.json, plots and grid")
-    parser.add_argument("--checkpoint", help="checkpoint for a bare 'ours' (default: $ANONCODEC_CHECKPOINT or "
-                        "the bundled demo checkpoint)")
+    parser.add_argument("--checkpoint", help=checkpoint_help("checkpoint for a bare 'ours' and 'guard'"))
     parser.add_argument("--cache", help="per-image result cache (default: OUT/cache); reruns resume from it")
     parser.add_argument("--images", default="", help="image folder of a crowdhuman/coco spec")
     parser.add_argument("--frame-stride", type=int, default=1, help="videos: take every n-th frame")
@@ -92,15 +93,13 @@ def run(args: argparse.Namespace, extra_methods=(), command: str | None = None) 
             those of ``--methods`` (e.g. an attacker's decoder).
         command: the command line recorded in the report (default: rebuilt from ``args``).
     """
-    import os
-
     from anoncodec.errors import ConfigError
     from anoncodec.evaluation.benchmark import Benchmark, Detectors, DetectorSettings, summarize
     from anoncodec.evaluation.data import load_eval_data
     from anoncodec.evaluation.latency import environment
     from anoncodec.evaluation.methods import build_methods
     from anoncodec.evaluation.report import write_report
-    from anoncodec.weights import default_checkpoint
+    from anoncodec.weights import resolve_checkpoint
 
     for name in ("frame_stride", "repeats", "warmup", "max_frames", "max_images", "timing_images", "grid_images"):
         minimum = 1 if name == "frame_stride" else 0
@@ -134,7 +133,7 @@ def run(args: argparse.Namespace, extra_methods=(), command: str | None = None) 
         groups.append([it.id for it in loaded.items])
         data.append({"spec": spec, "images": len(loaded.items), "ground_truth": loaded.ground_truth,
                      "detected_ground_truth": loaded.detected_ground_truth})
-    checkpoint = args.checkpoint or os.environ.get("ANONCODEC_CHECKPOINT") or default_checkpoint()
+    checkpoint = resolve_checkpoint(args.checkpoint)
     methods = build_methods(args.methods, checkpoint, args.device, face_detector=detectors.centerface)
     methods += list(extra_methods)
     grid_ids = _grid_ids(groups, args.grid_images)

@@ -27,8 +27,10 @@ SUBCOMMANDS = {
     "serve": ("serve", "run the model repository on the local tritonserver (CPU) until Ctrl-C"),
     "camera": ("camera", "stream a video file, image folder, webcam or RTSP URL to the server (frames or "
                "packets mode)"),
-    "demo": ("demo", "encode/decode the bundled samples with the demo checkpoint and report"),
+    "demo": ("demo", "encode/decode the bundled samples with the default checkpoint (or --checkpoint) and report"),
     "evaluate": ("evaluate", "privacy/utility benchmark of the codec against JPEG, WebP, AVIF and blur/pixelate/fill"),
+    "checkpoints": ("checkpoints", "list the released checkpoints that --checkpoint accepts by name (target bpp, "
+                    "file, training config)"),
 }
 
 

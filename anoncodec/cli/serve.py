@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from anoncodec.cli.checkpoints import checkpoint_help
+
 _DEFAULT_REPO = "model_repository"
 
 
@@ -20,8 +22,7 @@ def _person_classes(text: str) -> tuple[int, ...]:
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", help="codec checkpoint (default: $ANONCODEC_CHECKPOINT or the "
-                        "bundled demo checkpoint)")
+    parser.add_argument("--checkpoint", help=checkpoint_help())
     parser.add_argument("--repository", default=_DEFAULT_REPO, help="model repository folder to fill")
     parser.add_argument("--backend", default="python", choices=["python", "onnxruntime", "tensorrt"],
                         help="how encoder/decoder/detector run: python (ONNX Runtime inside the python "

@@ -180,7 +180,9 @@ def export_repository(
     """Export codec + detector into a Triton model repository.
 
     Args:
-        checkpoint: codec checkpoint (default :func:`anoncodec.weights.default_checkpoint`).
+        checkpoint: codec checkpoint: a ladder name or a ``.pt`` path, resolved by
+            :func:`anoncodec.weights.resolve_checkpoint` (default: ``$ANONCODEC_CHECKPOINT``
+            or the ladder's default).
         repository: folder to fill (created if needed; the committed ``model.py`` files
             are copied there when it is not the source tree's ``model_repository/``).
         options: backend, frame limits and detector settings for the generated configs;
@@ -190,21 +192,18 @@ def export_repository(
         model: an already loaded codec (instead of ``checkpoint``; used by tests).
 
     Raises:
+        ConfigError: ``checkpoint`` is neither a ladder name nor an existing file.
         ExportError: the codec cannot be exported or differs from PyTorch, the detector is
             not a YOLOv8 ONNX model, or ``person_classes`` do not exist in it.
     """
     from anoncodec.codec import load_codec
     from anoncodec.codec.onnx_export import export_codec
     from anoncodec.detectors.person import default_person_model_path
-    from anoncodec.weights import default_checkpoint
+    from anoncodec.weights import resolve_checkpoint
 
     repo = Path(repository)
     if model is None:
-        checkpoint = Path(checkpoint or default_checkpoint())
-        if not checkpoint.is_file():
-            raise ExportError(f"checkpoint {str(checkpoint)!r} does not exist; pass --checkpoint or train one "
-                              "(`anoncodec train`)")
-        model = load_codec(checkpoint)
+        model = load_codec(resolve_checkpoint(checkpoint))
     detector_path = Path(detector) if detector else default_person_model_path()
     converted = None
     if detector_path.suffix == ".pt":

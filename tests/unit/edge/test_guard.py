@@ -46,9 +46,9 @@ def test_config_is_checked():
 def demo_export(tmp_path_factory):
     from anoncodec.codec import load_codec
     from anoncodec.codec.onnx_export import export_codec
-    from anoncodec.weights import default_checkpoint
+    from anoncodec.weights import resolve_checkpoint
 
-    model = load_codec(default_checkpoint())
+    model = load_codec(resolve_checkpoint(None))
     folder = tmp_path_factory.mktemp("demo_onnx")
     export_codec(model, folder)
     return model, folder

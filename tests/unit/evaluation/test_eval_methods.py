@@ -84,10 +84,10 @@ def test_guard_family_erases_the_face_the_plain_codec_keeps_encoding():
     from PIL import Image
 
     from anoncodec.evaluation.methods import OURS_FAMILIES, build_methods
-    from anoncodec.weights import default_checkpoint
+    from anoncodec.weights import resolve_checkpoint
     from tests.conftest import SAMPLES
 
-    methods = {m.family: m for m in build_methods(["ours", "guard"], default_checkpoint())}
+    methods = {m.family: m for m in build_methods(["ours", "guard"], resolve_checkpoint(None))}
     assert set(OURS_FAMILIES) <= set(methods)
     ours, guard = methods["ours"], methods["guard"]
     assert guard.key.startswith("guard-") and guard.params["guard"]["margin"] == 1
