@@ -19,6 +19,13 @@ from anoncodec.detectors.person import (
     default_person_model_path,
     letterbox,
 )
+from anoncodec.detectors.pose import (
+    YoloPoseDetector,
+    decode_yolo_pose,
+    default_pose_model_path,
+    pose_head_boxes,
+    pose_onnx_path,
+)
 
 __all__ = [
     "CenterFaceDetector",
@@ -31,4 +38,9 @@ __all__ = [
     "decode_yolo",
     "nms",
     "box_iou",
+    "YoloPoseDetector",
+    "default_pose_model_path",
+    "pose_onnx_path",
+    "decode_yolo_pose",
+    "pose_head_boxes",
 ]
