@@ -115,7 +115,10 @@ def person_to_head_box(
 
 
 def heads_from_detections(
-    faces: np.ndarray, persons: np.ndarray, image_hw: tuple[int, int]
+    faces: np.ndarray,
+    persons: np.ndarray,
+    image_hw: tuple[int, int],
+    extra_heads: np.ndarray | None = None,
 ) -> np.ndarray:
     """Head boxes of one frame from face and person detections.
 
@@ -128,6 +131,9 @@ def heads_from_detections(
         faces: float ``[K, 4|5]`` face boxes.
         persons: float ``[M, 4|5]`` person boxes.
         image_hw: ``(height, width)`` to clip to.
+        extra_heads: float ``[L, 4]`` head boxes from elsewhere (a pose model's
+            keypoints, :func:`anoncodec.data.heads.pose_head_boxes`); each one whose
+            center lies in no face's head is added before the person-top rule.
 
     Returns:
         float32 ``[J, 4]`` head boxes, clipped, boxes under 1 pixel dropped.
@@ -135,6 +141,16 @@ def heads_from_detections(
     from anoncodec.detectors.face import face_to_head_box
 
     face_heads = face_to_head_box(_as_dets(faces)[:, :4])
+    if extra_heads is not None and len(extra_heads):
+        extra = as_boxes(np.asarray(extra_heads, np.float32)[:, :4])
+        c = (extra[:, :2] + extra[:, 2:]) / 2
+        covered = (
+            (c[:, None, 0] >= face_heads[None, :, 0])
+            & (c[:, None, 0] <= face_heads[None, :, 2])
+            & (c[:, None, 1] >= face_heads[None, :, 1])
+            & (c[:, None, 1] <= face_heads[None, :, 3])
+        ).any(axis=1)
+        face_heads = np.concatenate([face_heads, extra[~covered]], axis=0)
     p = _as_dets(persons)[:, :4]
     centers = (face_heads[:, :2] + face_heads[:, 2:]) / 2
     top_y2 = p[:, 1] + PERSON_TOP_REGION * (p[:, 3] - p[:, 1])

@@ -23,7 +23,6 @@ from anoncodec.detectors.pose import (
     YoloPoseDetector,
     decode_yolo_pose,
     default_pose_model_path,
-    pose_head_boxes,
     pose_onnx_path,
 )
 
@@ -42,5 +41,4 @@ __all__ = [
     "default_pose_model_path",
     "pose_onnx_path",
     "decode_yolo_pose",
-    "pose_head_boxes",
 ]

