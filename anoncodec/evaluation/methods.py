@@ -193,7 +193,7 @@ def codec_method(checkpoint: str | Path, device: str = "cpu", guard: Any = None)
     guaranteed mode, the camera's face detection).
 
     Args:
-        checkpoint: codec checkpoint.
+        checkpoint: codec checkpoint: a released name (``anoncodec checkpoints``) or a path.
         device: torch device.
         guard: an :class:`~anoncodec.edge.guard.FaceGuard` for the guaranteed mode (family
             ``guard``): heads it finds are erased from the latent before coding.
@@ -201,8 +201,9 @@ def codec_method(checkpoint: str | Path, device: str = "cpu", guard: Any = None)
     from anoncodec.codec import load_codec
     from anoncodec.codec.images import frame_to_tensor, tensor_to_frame
     from anoncodec.packet import pack, unpack
+    from anoncodec.weights import resolve_checkpoint
 
-    checkpoint = Path(checkpoint)
+    checkpoint = resolve_checkpoint(str(checkpoint))
     model = load_codec(checkpoint, device=device)
     model_id = model.model_id().hex()
 
