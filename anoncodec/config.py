@@ -109,10 +109,12 @@ class RoiLossConfig(_Serializable):
     """Weights of the training objective (DESIGN.md section 1).
 
     ``L = mse_weight*MSE + person_weight*L_{person_k}(persons)
-    + head_weight*L_{head_k}(heads) + rate_weight*bpp + head_rate_weight*head_bits``,
-    with ``L_k(b) = |k - MSE(x_hat[b], x[b])|`` per box and ``head_bits`` the bits per
-    latent cell under head boxes (grown by ``head_rate_margin`` cells). The paper has no
-    head-rate term: its default weight is 0.
+    + head_weight*L_{head_k}(heads) + rate_weight*bpp + head_rate_weight*head_bits
+    + head_median_weight*head_median``, with ``L_k(b) = |k - MSE(x_hat[b], x[b])|`` per
+    box, ``head_bits`` the bits per latent cell under head boxes (grown by
+    ``head_rate_margin`` cells) and ``head_median`` the mean squared distance of the
+    latent there from the entropy model's medians. The paper has neither head term:
+    their default weights are 0.
     """
 
     mse_weight: float = 1.0
@@ -124,12 +126,13 @@ class RoiLossConfig(_Serializable):
     aux_weight: float = 1.0
     head_rate_weight: float = 0.0
     head_rate_margin: int = 0
+    head_median_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check(isinstance(self.head_rate_margin, int) and 0 <= self.head_rate_margin <= 8,
                f"loss.head_rate_margin={self.head_rate_margin!r}; expected 0..8 latent cells")
         for name in ("mse_weight", "person_weight", "head_weight", "rate_weight", "aux_weight",
-                     "head_rate_weight"):
+                     "head_rate_weight", "head_median_weight"):
             value = getattr(self, name)
             _check(isinstance(value, (int, float)) and value >= 0,
                    f"loss.{name}={value!r}; expected a number >= 0")

@@ -145,12 +145,14 @@ class FactorizedPrior(RoiCodec):
 
     def forward(self, x: Tensor) -> dict:
         """Training pass. ``x``: float ``[B,3,H,W]`` in [0,1]; returns ``x_hat`` (same
-        shape) and ``likelihoods["y"]``."""
+        shape), ``likelihoods["y"]``, the latent ``y`` before quantization and the entropy
+        model's per-channel ``medians`` ``[M]`` (detached: what coding rounds around)."""
         self._check_image(x)
         y = self.g_a(self.pad(x))
         y_hat, y_likelihoods = self.entropy_bottleneck(y)
         x_hat = self.g_s(y_hat)[..., : x.shape[-2], : x.shape[-1]]
-        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods}}
+        medians = self.entropy_bottleneck.quantiles[:, 0, 1].detach()
+        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods}, "y": y, "medians": medians}
 
     def entropy_tables(self) -> FactorizedTables:
         """The camera's tables (medians + per-channel CDFs), tagged with the model id."""

@@ -31,6 +31,7 @@ __all__ = [
     "bpp_from_likelihoods",
     "latent_cell_mask",
     "head_rate",
+    "head_median_distance",
     "RoiObjective",
     "ObjectiveTerms",
 ]
@@ -149,6 +150,40 @@ def head_rate(
     return (total / cells if cells else total), count
 
 
+def head_median_distance(
+    y: Tensor, medians: Tensor, heads: Sequence[Tensor], factor: int, margin: int = 0
+) -> Tensor:
+    """Mean squared distance of the latent under head boxes from the channel medians.
+
+    The rate under a head is lowest when every element there rounds to the median
+    (symbol 0); this pulls the encoder there directly. Early in training the entropy
+    model is still broad, so the likelihoods alone barely tell the encoder where to go.
+
+    Args:
+        y: ``[B, M, h, w]`` latent before quantization.
+        medians: ``[M]`` per-channel medians of the entropy model.
+        heads: per image a ``[K_i, 4]`` tensor of ``xyxy`` head boxes in image pixels.
+        factor: downsampling factor between image and latent.
+        margin: extra cells around each head's cells.
+
+    Returns:
+        Scalar: mean over head cells and channels of ``(y - median)**2`` (0 without heads).
+    """
+    hw = (int(y.shape[-2]), int(y.shape[-1]))
+    sq = (y - medians.reshape(1, -1, 1, 1)) ** 2  # [B, M, h, w]
+    total = y.new_zeros(())
+    count = 0
+    for i, boxes in enumerate(heads):
+        if boxes.numel() == 0:
+            continue
+        mask = latent_cell_mask(boxes, hw, factor, margin)
+        n = int(mask.sum())
+        if n:
+            total = total + sq[i][:, mask].sum()
+            count += n * int(y.shape[1])
+    return total / count if count else total
+
+
 @dataclass
 class ObjectiveTerms:
     """Every term of the objective, for logging; ``loss`` is what is minimized."""
@@ -159,11 +194,12 @@ class ObjectiveTerms:
     head_roi: Tensor
     bpp: Tensor
     head_bits: Tensor  # bits per latent cell under heads (see :func:`head_rate`)
+    head_median: Tensor  # see :func:`head_median_distance` (0 when not computed)
 
 
 class RoiObjective(torch.nn.Module):
     """``L = w_mse*MSE + w_p*L_{k_p}(persons) + w_h*L_{k_h}(heads) + w_r*bpp
-    + w_hr*head_bits``.
+    + w_hr*head_bits + w_hm*head_median``.
 
     ``head_bits`` (:func:`head_rate`) is in bits per latent cell; ``bpp`` in bits per
     pixel, i.e. per ``1/f**2`` cell, so ``w_hr = w_r / f**2`` would price head cells like
@@ -185,8 +221,12 @@ class RoiObjective(torch.nn.Module):
         likelihoods: dict[str, Tensor],
         persons: Sequence[Tensor],
         heads: Sequence[Tensor],
+        y: Tensor | None = None,
+        medians: Tensor | None = None,
     ) -> ObjectiveTerms:
-        """Compute every term; inputs as in :func:`roi_loss`, ``likelihoods`` from ``forward``."""
+        """Compute every term; inputs as in :func:`roi_loss`; ``likelihoods``, ``y`` and
+        ``medians`` from the model's ``forward`` (``y``/``medians`` only needed when
+        ``head_median_weight > 0``)."""
         c = self.config
         n, _, h, w = x.shape
         mse = torch.mean((x_hat - x) ** 2)
@@ -194,12 +234,18 @@ class RoiObjective(torch.nn.Module):
         head_roi = roi_loss(x_hat, x, heads, c.head_k)
         bpp = bpp_from_likelihoods(likelihoods, n * h * w)
         head_bits, _ = head_rate(likelihoods["y"], heads, self.factor, c.head_rate_margin)
+        head_median = bpp.new_zeros(())
+        if c.head_median_weight > 0:
+            if y is None or medians is None:
+                raise ValueError("head_median_weight > 0 needs the latent y and the medians")
+            head_median = head_median_distance(y, medians, heads, self.factor, c.head_rate_margin)
         loss = (
             c.mse_weight * mse
             + c.person_weight * person_roi
             + c.head_weight * head_roi
             + c.rate_weight * bpp
             + c.head_rate_weight * head_bits
+            + c.head_median_weight * head_median
         )
         return ObjectiveTerms(loss=loss, mse=mse, person_roi=person_roi, head_roi=head_roi, bpp=bpp,
-                              head_bits=head_bits)
+                              head_bits=head_bits, head_median=head_median)

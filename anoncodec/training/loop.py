@@ -141,7 +141,8 @@ def validate(model: RoiCodec, val_set, objective: RoiObjective, device: torch.de
         x, persons, heads = val_set[i]
         xb = x[None].to(device)
         out = model(xb)
-        terms = objective(out["x_hat"], xb, out["likelihoods"], [persons.to(device)], [heads.to(device)])
+        terms = objective(out["x_hat"], xb, out["likelihoods"], [persons.to(device)], [heads.to(device)],
+                          y=out.get("y"), medians=out.get("medians"))
         packet = model.compress(xb)
         pixels = x.shape[-1] * x.shape[-2]
         x_hat = model.decompress(packet).clamp(0, 1).cpu()
@@ -246,7 +247,8 @@ def train(cfg: TrainConfig, resume: bool = False, cache_dir: Path | None = None,
                 persons = [p.to(device) for p in persons]
                 heads = [h.to(device) for h in heads]
                 out_ = model(x)
-                terms = objective(out_["x_hat"], x, out_["likelihoods"], persons, heads)
+                terms = objective(out_["x_hat"], x, out_["likelihoods"], persons, heads,
+                                  y=out_.get("y"), medians=out_.get("medians"))
                 net_opt.zero_grad(set_to_none=True)
                 terms.loss.backward()
                 if cfg.clip_grad_norm > 0:
@@ -259,7 +261,8 @@ def train(cfg: TrainConfig, resume: bool = False, cache_dir: Path | None = None,
                 step += 1
                 logs = {"loss": terms.loss.item(), "mse": terms.mse.item(), "bpp": terms.bpp.item(),
                         "person": terms.person_roi.item(), "head": terms.head_roi.item(),
-                        "head_bits": terms.head_bits.item(), "aux": aux_loss.item()}
+                        "head_bits": terms.head_bits.item(), "head_median": terms.head_median.item(),
+                        "aux": aux_loss.item()}
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
                 if writer is not None and step % 10 == 0:

@@ -140,3 +140,39 @@ def test_objective_adds_the_weighted_head_rate():
     t = RoiObjective(cfg, factor=16)(x_hat, x, lk, [boxes()], heads)
     assert t.head_bits.item() == pytest.approx(4.0)  # 4 channels x 1 bit in one cell
     assert (t.loss - base.loss).item() == pytest.approx(0.5 * 4.0)
+
+
+def test_head_median_distance_hand_computed():
+    from anoncodec.roi.loss import head_median_distance
+
+    y = torch.zeros(2, 2, 2, 2)
+    y[0, 0, 0, 0] = 3.0  # channel 0 median 1: distance 2 -> 4
+    y[0, 1, 0, 0] = -1.0  # channel 1 median -1: distance 0
+    y[1, :, 1, 1] = 5.0  # not under a head
+    medians = torch.tensor([1.0, -1.0])
+    heads = [boxes([0, 0, 10, 10]), boxes()]
+    assert head_median_distance(y, medians, heads, factor=16).item() == pytest.approx((4 + 0) / 2)
+    assert head_median_distance(y, medians, [boxes(), boxes()], factor=16).item() == 0
+
+
+def test_objective_needs_the_latent_for_the_median_term():
+    x = torch.zeros(1, 3, 32, 32)
+    lk = {"y": torch.full((1, 2, 2, 2), 0.5)}
+    heads = [boxes([0, 0, 16, 16])]
+    objective = RoiObjective(RoiLossConfig(head_median_weight=2.0), factor=16)
+    with pytest.raises(ValueError):
+        objective(x, x, lk, [boxes()], heads)
+    y = torch.ones(1, 2, 2, 2)
+    t = objective(x, x, lk, [boxes()], heads, y=y, medians=torch.zeros(2))
+    assert t.head_median.item() == pytest.approx(1.0)
+    base = RoiObjective(RoiLossConfig(), factor=16)(x, x, lk, [boxes()], heads)
+    assert (t.loss - base.loss).item() == pytest.approx(2.0)
+
+
+def test_training_forward_exposes_latent_and_medians():
+    from tests.conftest import tiny_codec
+
+    model = tiny_codec()
+    out = model(torch.rand(1, 3, 32, 32))
+    assert out["y"].shape == out["likelihoods"]["y"].shape
+    assert out["medians"].shape == (out["y"].shape[1],) and not out["medians"].requires_grad
