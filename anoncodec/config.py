@@ -209,6 +209,10 @@ class TrainConfig(_Serializable):
     lr_warmup: int = 0
     lr_min_factor: float = 0.05
     aux_lr: float = 1e-3
+    # "noise" (Ballé: the decoder sees y + U(-0.5, 0.5)) or "mixed" (the decoder sees y
+    # rounded around the entropy model's medians, straight-through; the rate still uses
+    # the noise proxy). Only the factorized prior implements "mixed".
+    quantization: str = "noise"
     clip_grad_norm: float = 1.0
     # A checkpoint whose weights start the run (same codec config), e.g. a ladder point
     # fine-tuned from its neighbour; ignored when resuming from out_dir/last.pt.
@@ -228,6 +232,8 @@ class TrainConfig(_Serializable):
         _check(0 < self.scale_min <= self.scale_max,
                f"scale_min={self.scale_min}, scale_max={self.scale_max}; expected 0 < min <= max")
         _check(self.lr > 0 and self.aux_lr > 0, "lr and aux_lr must be > 0")
+        _check(self.quantization in ("noise", "mixed"),
+               f"quantization={self.quantization!r}; expected 'noise' or 'mixed'")
         _check(self.lr_schedule in ("constant", "cosine"),
                f"lr_schedule={self.lr_schedule!r}; expected 'constant' or 'cosine'")
         _check(isinstance(self.lr_warmup, int) and self.lr_warmup >= 0,

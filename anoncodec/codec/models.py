@@ -142,6 +142,10 @@ class FactorizedPrior(RoiCodec):
         self.g_a = analysis_transform(config.N, config.M, config.extra_blocks)
         self.g_s = synthesis_transform(config.N, config.M, config.extra_blocks)
         self.entropy_bottleneck = EntropyBottleneck(config.M)
+        # Training only (set by the training loop): decode rounded latents instead of
+        # noisy ones. Additive noise lets the decoder use sub-step detail that rounding
+        # erases: measured 2-6 dB between the training PSNR and the real packets' PSNR.
+        self.mixed_quantization = False
 
     def forward(self, x: Tensor) -> dict:
         """Training pass. ``x``: float ``[B,3,H,W]`` in [0,1]; returns ``x_hat`` (same
@@ -150,8 +154,13 @@ class FactorizedPrior(RoiCodec):
         self._check_image(x)
         y = self.g_a(self.pad(x))
         y_hat, y_likelihoods = self.entropy_bottleneck(y)
-        x_hat = self.g_s(y_hat)[..., : x.shape[-2], : x.shape[-1]]
         medians = self.entropy_bottleneck.quantiles[:, 0, 1].detach()
+        if self.training and self.mixed_quantization:
+            # the decoder sees what coding sends: y rounded around the medians, with a
+            # straight-through gradient; the likelihoods keep the additive-noise proxy
+            offset = medians.reshape(1, -1, 1, 1)
+            y_hat = y + (torch.round(y - offset) + offset - y).detach()
+        x_hat = self.g_s(y_hat)[..., : x.shape[-2], : x.shape[-1]]
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods}, "y": y, "medians": medians}
 
     def entropy_tables(self) -> FactorizedTables:

@@ -183,6 +183,10 @@ def train(cfg: TrainConfig, resume: bool = False, cache_dir: Path | None = None,
     _seed_everything(cfg.seed)
 
     model = get_model(cfg.codec).to(device)
+    if cfg.quantization == "mixed":
+        if not hasattr(model, "mixed_quantization"):
+            raise ConfigError(f"quantization='mixed' is not implemented for {cfg.codec.architecture!r}")
+        model.mixed_quantization = True
     net_opt, aux_opt = make_optimizers(model, cfg.lr, cfg.aux_lr)
     objective = RoiObjective(cfg.loss, factor=cfg.codec.downsampling)
     step, wall_before = 0, 0.0

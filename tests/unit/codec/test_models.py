@@ -133,3 +133,23 @@ def test_hyperprior_indexes_are_fragile(hyperprior):
         a = gc.build_indexes(scales)
         b = gc.build_indexes(torch.nextafter(scales, scales + 1))
     assert (a != b).any()
+
+
+def test_mixed_quantization_decodes_what_the_packet_carries():
+    import torch
+
+    from tests.conftest import tiny_codec
+
+    model = tiny_codec()
+    model.train()
+    model.mixed_quantization = True
+    x = torch.rand(1, 3, 32, 32, requires_grad=True)
+    out = model(x)
+    offset = out["medians"].reshape(1, -1, 1, 1)
+    expected = model.g_s(torch.round(out["y"] - offset) + offset)[..., :32, :32]
+    assert torch.allclose(out["x_hat"], expected, atol=1e-6)
+    out["x_hat"].sum().backward()  # straight-through: the encoder still gets a gradient
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    model.mixed_quantization = False
+    noisy = model(x)["x_hat"]
+    assert not torch.allclose(noisy, expected, atol=1e-6)

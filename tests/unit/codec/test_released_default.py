@@ -1,0 +1,56 @@
+"""The released default checkpoint writes the entropy model's medians under a head it never saw.
+
+A test-split face (tests/assets/avatar_009.png, never trained on) is pasted into a test
+scene (messi5.jpg, never trained on) with the composites' own paste, so its head box is
+known exactly; the released default must code (nearly) every latent element of the
+cells under that head as the median (symbol 0), i.e. the packet carries nothing of it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import REPO, SAMPLES
+
+#: share of latent elements under a known head that the released default codes as the
+#: median; stated in anoncodec/weights/MODEL_CARD.md
+MEDIAN_SHARE_UNDER_HEAD = 0.95
+#: ... and the share over the rest of the frame, which must be clearly lower (the
+#: background is coded, the head is not)
+MAX_MEDIAN_SHARE_ELSEWHERE = 0.9
+
+
+def _scene_with_known_head(head_px: float, x: float, y: float):
+    import cv2
+
+    from anoncodec.data.composite import Part, paste
+
+    background = cv2.cvtColor(cv2.imread(str(SAMPLES / "messi5.jpg")), cv2.COLOR_BGR2RGB)
+    canvas = np.ascontiguousarray(cv2.resize(background, (640, 480), interpolation=cv2.INTER_AREA))
+    face = cv2.cvtColor(cv2.imread(str(REPO / "tests" / "assets" / "avatar_009.png")), cv2.COLOR_BGR2RGB)
+    part = Part(face, np.ones(face.shape[:2], np.float32), np.array([[0, 0, 128, 128]], np.float32),
+                np.zeros((0, 4), np.float32), "avatar-009", "fake-avatars/avatar-009")
+    heads, _ = paste(canvas, part, head_px / 128, x, y)
+    return canvas, heads
+
+
+@pytest.mark.parametrize("head_px,x,y", [(96, 300, 180), (48, 100, 60), (160, 420, 250)])
+def test_default_checkpoint_writes_medians_under_an_unseen_head(head_px, x, y):
+    from anoncodec.codec import load_codec
+    from anoncodec.codec.images import frame_to_tensor
+    from anoncodec.roi.loss import latent_cell_mask
+    from anoncodec.weights import default_checkpoint
+
+    model = load_codec(default_checkpoint().path)
+    frame, heads = _scene_with_known_head(head_px, x, y)
+    with torch.no_grad():
+        latent = model.g_a(model.pad(frame_to_tensor(frame)))[0]
+    medians = model.entropy_tables().medians.reshape(-1, 1, 1)
+    symbols = np.rint(latent.numpy() - medians)
+    mask = latent_cell_mask(torch.from_numpy(heads), tuple(latent.shape[-2:]), model.downsampling).numpy()
+    under = float((symbols[:, mask] == 0).mean())
+    elsewhere = float((symbols[:, ~mask] == 0).mean())
+    assert under >= MEDIAN_SHARE_UNDER_HEAD, (under, elsewhere)
+    assert elsewhere <= MAX_MEDIAN_SHARE_ELSEWHERE, (under, elsewhere)
