@@ -223,8 +223,13 @@ class TrainConfig(_Serializable):
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
+    # torch intra-op threads (0: torch's default). Measured on 2 cores: 1 thread trains this
+    # small codec as fast as 2, and 10x faster than 2 when another process shares the CPU.
+    threads: int = 0
 
     def __post_init__(self) -> None:
+        _check(isinstance(self.threads, int) and self.threads >= 0,
+               f"threads={self.threads!r}; expected an integer >= 0 (0: torch's default)")
         for name in ("steps", "batch_size", "crop_size", "checkpoint_every", "val_every", "val_images"):
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 1, f"{name}={value!r}; expected an integer >= 1")

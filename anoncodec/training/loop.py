@@ -180,6 +180,8 @@ def train(cfg: TrainConfig, resume: bool = False, cache_dir: Path | None = None,
     out.mkdir(parents=True, exist_ok=True)
     last = out / "last.pt"
     device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     _seed_everything(cfg.seed)
 
     model = get_model(cfg.codec).to(device)
