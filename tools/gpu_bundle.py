@@ -11,7 +11,7 @@ writes:
   JPEG at the highest quality that keeps the bundle under ``--budget-mib``, with their own
   ``labels.json`` (the test split never travels);
 - ``.gpu/configs/<point>.toml``: every ladder config with the GPU's steps, batch and crop,
-  data pointing into ``.gpu/data`` and ``init_from`` pointing at the GPU run's own ``mid``;
+  data pointing into ``.gpu/data`` and ``init_from`` pointing at the GPU run's own ``base``;
 - ``.gpu/wheels/``: compressai and constriction for the device's Python (cp312), taken
   with ``pip download`` here.
 """
@@ -28,10 +28,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-POINTS = ("mid", "low", "high", "plain-rd")
-#: per point: GPU steps (mid from scratch, the others fine-tuned from it); sized so the
-#: four runs fit in about 6 minutes of an H200 (tools/gpu_ladder.sh)
-GPU_STEPS = {"mid": 4000, "low": 1000, "high": 1000, "plain-rd": 1000}
+POINTS = ("base", "mid", "low", "high", "plain-rd")
+#: per config: GPU steps (the base from scratch, the others fine-tuned from it); sized so
+#: the five runs fit in about 6 minutes of an H200 (tools/gpu_ladder.sh)
+GPU_STEPS = {"base": 4000, "mid": 800, "low": 800, "high": 800, "plain-rd": 800}
 WHEELS = ("compressai==1.2.8", "constriction==0.4.1")
 _PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
               "manylinux2014_x86_64", "manylinux1_x86_64")
@@ -40,7 +40,7 @@ _PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_
 def gpu_config(text: str, point: str, steps: int, batch: int, crop: int) -> str:
     """A committed ladder config rewritten for the device run (paths relative to .gpu/configs)."""
     out = re.sub(r"^out_dir = .*$", f'out_dir = "../runs/{point}"', text, flags=re.M)
-    out = re.sub(r"^init_from = .*$", 'init_from = "../runs/mid/last.pt"', out, flags=re.M)
+    out = re.sub(r"^init_from = .*$", 'init_from = "../runs/base/last.pt"', out, flags=re.M)
     out = re.sub(r"^steps = .*$", f"steps = {steps}", out, flags=re.M)
     out = re.sub(r"^batch_size = .*$", f"batch_size = {batch}", out, flags=re.M)
     out = re.sub(r"^crop_size = .*$", f"crop_size = {crop}", out, flags=re.M)
