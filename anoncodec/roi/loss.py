@@ -115,6 +115,25 @@ def latent_cell_mask(
     return mask
 
 
+def _sum_under_heads(
+    values: Tensor, heads: Sequence[Tensor], factor: int, margin: int
+) -> tuple[Tensor, int]:
+    """Sum of ``values [B, C, h, w]`` over the channels and latent cells under each image's
+    heads, and the number of those cells."""
+    hw = (int(values.shape[-2]), int(values.shape[-1]))
+    total = values.new_zeros(())
+    cells = 0
+    for i, boxes in enumerate(heads):
+        if boxes.numel() == 0:
+            continue
+        mask = latent_cell_mask(boxes, hw, factor, margin)
+        n = int(mask.sum())
+        if n:
+            total = total + values[i][:, mask].sum()
+            cells += n
+    return total, cells
+
+
 def head_rate(
     likelihoods: Tensor, heads: Sequence[Tensor], factor: int, margin: int = 0
 ) -> tuple[Tensor, Tensor]:
@@ -134,20 +153,9 @@ def head_rate(
     if likelihoods.dim() != 4 or len(heads) != likelihoods.shape[0]:
         raise ValueError(f"likelihoods {tuple(likelihoods.shape)} with {len(heads)} box lists; "
                          "expected [B, M, h, w] and B lists")
-    hw = (int(likelihoods.shape[-2]), int(likelihoods.shape[-1]))
-    bits_per_cell = -torch.log2(likelihoods).sum(dim=1)  # [B, h, w]
-    total = likelihoods.new_zeros(())
-    cells = 0
-    for i, boxes in enumerate(heads):
-        if boxes.numel() == 0:
-            continue
-        mask = latent_cell_mask(boxes, hw, factor, margin)
-        n = int(mask.sum())
-        if n:
-            total = total + bits_per_cell[i][mask].sum()
-            cells += n
+    bits, cells = _sum_under_heads(-torch.log2(likelihoods), heads, factor, margin)
     count = likelihoods.new_tensor(float(cells))
-    return (total / cells if cells else total), count
+    return (bits / cells if cells else bits), count
 
 
 def head_median_distance(
@@ -169,19 +177,9 @@ def head_median_distance(
     Returns:
         Scalar: mean over head cells and channels of ``(y - median)**2`` (0 without heads).
     """
-    hw = (int(y.shape[-2]), int(y.shape[-1]))
-    sq = (y - medians.reshape(1, -1, 1, 1)) ** 2  # [B, M, h, w]
-    total = y.new_zeros(())
-    count = 0
-    for i, boxes in enumerate(heads):
-        if boxes.numel() == 0:
-            continue
-        mask = latent_cell_mask(boxes, hw, factor, margin)
-        n = int(mask.sum())
-        if n:
-            total = total + sq[i][:, mask].sum()
-            count += n * int(y.shape[1])
-    return total / count if count else total
+    sq = (y - medians.reshape(1, -1, 1, 1)) ** 2
+    total, cells = _sum_under_heads(sq, heads, factor, margin)
+    return total / (cells * int(y.shape[1])) if cells else total
 
 
 @dataclass
