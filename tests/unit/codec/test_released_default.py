@@ -15,11 +15,11 @@ import torch
 from tests.conftest import REPO, SAMPLES
 
 #: share of latent elements under a known head that the released default codes as the
-#: median; stated in anoncodec/weights/MODEL_CARD.md
-MEDIAN_SHARE_UNDER_HEAD = 0.95
-#: ... and the share over the rest of the frame, which must be clearly lower (the
-#: background is coded, the head is not)
-MAX_MEDIAN_SHARE_ELSEWHERE = 0.9
+#: median; stated in anoncodec/weights/MODEL_CARD.md (a plain rate-distortion model of
+#: the same size codes 81-90 % there)
+MEDIAN_SHARE_UNDER_HEAD = 0.97
+#: ... while the rest of the frame is still coded: PSNR outside the head, dB
+MIN_PSNR_OUTSIDE_HEAD = 17.0
 
 
 def _scene_with_known_head(head_px: float, x: float, y: float):
@@ -43,14 +43,19 @@ def test_default_checkpoint_writes_medians_under_an_unseen_head(head_px, x, y):
     from anoncodec.roi.loss import latent_cell_mask
     from anoncodec.weights import default_checkpoint
 
+    from anoncodec.codec.images import tensor_to_frame
+    from anoncodec.evaluation.metrics import psnr_outside
+    from anoncodec.packet import pack, unpack
+
     model = load_codec(default_checkpoint().path)
     frame, heads = _scene_with_known_head(head_px, x, y)
+    x_in = frame_to_tensor(frame)
     with torch.no_grad():
-        latent = model.g_a(model.pad(frame_to_tensor(frame)))[0]
+        latent = model.g_a(model.pad(x_in))[0]
     medians = model.entropy_tables().medians.reshape(-1, 1, 1)
     symbols = np.rint(latent.numpy() - medians)
     mask = latent_cell_mask(torch.from_numpy(heads), tuple(latent.shape[-2:]), model.downsampling).numpy()
     under = float((symbols[:, mask] == 0).mean())
-    elsewhere = float((symbols[:, ~mask] == 0).mean())
-    assert under >= MEDIAN_SHARE_UNDER_HEAD, (under, elsewhere)
-    assert elsewhere <= MAX_MEDIAN_SHARE_ELSEWHERE, (under, elsewhere)
+    assert under >= MEDIAN_SHARE_UNDER_HEAD, under
+    decoded = tensor_to_frame(model.decompress(unpack(pack(model.compress(x_in)))))
+    assert psnr_outside(decoded, frame, heads) >= MIN_PSNR_OUTSIDE_HEAD

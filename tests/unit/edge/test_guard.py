@@ -104,7 +104,7 @@ def test_camera_client_guard_erases_heads_and_counts_them(demo_export):
     from anoncodec.edge.sources import Frame
     from anoncodec.packet import unpack
 
-    _, folder = demo_export
+    model, folder = demo_export
     frame = np.asarray(Image.open(SAMPLES / "messi5.jpg").convert("RGB"))
     with pytest.raises(ConfigError, match="packets"):
         ClientConfig(mode="frames", guard=True)
@@ -119,7 +119,7 @@ def test_camera_client_guard_erases_heads_and_counts_them(demo_export):
         assert summary.frames_ok == 2
         assert client.metrics.heads_erased._value.get() == 2
     guarded = FaceGuard().head_boxes(frame)
-    mask = latent_mask(guarded, received[0].streams[0].shape[1:], 32, 1)
+    mask = latent_mask(guarded, received[0].streams[0].shape[1:], model.downsampling, 1)
     y_hat = client.encoder.tables.decode(received[0].streams[0].data, received[0].streams[0].shape)
     assert (y_hat[:, mask] == client.encoder.tables.medians[:, None]).all()
 
