@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data" / "samples"
@@ -39,6 +43,29 @@ def tiny_codec(architecture: str = "factorized", seed: int = 0, extra_blocks: in
     model.eval()
     model.update(force=True)
     return model
+
+
+def read_rgb(path) -> np.ndarray:
+    """An image file as uint8 RGB ``[H, W, 3]``."""
+    import cv2
+    import numpy as np
+
+    bgr = cv2.imread(str(path))
+    assert bgr is not None, path
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def video_frame(path, index: int) -> np.ndarray:
+    """Frame ``index`` of a video file as uint8 RGB ``[H, W, 3]``."""
+    import cv2
+    import numpy as np
+
+    cap = cv2.VideoCapture(str(path))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+    ok, bgr = cap.read()
+    cap.release()
+    assert ok, f"cannot read frame {index} of {path}"
+    return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
 def read_video_frames(path) -> list:

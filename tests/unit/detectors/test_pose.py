@@ -19,6 +19,7 @@ from anoncodec.detectors import (
 )
 from anoncodec.data.heads import pose_head_boxes
 from anoncodec.errors import ExportError, MissingDependencyError
+from tests.conftest import read_rgb, video_frame
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:You are using the legacy TorchScript-based ONNX export:DeprecationWarning"
@@ -35,23 +36,6 @@ def _sample(name: str) -> Path:
     pytest.skip(f"sample {name} not found under {[str(d) for d in SAMPLE_DIRS]}")
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    import cv2
-
-    bgr = cv2.imread(str(path))
-    assert bgr is not None, path
-    return np.ascontiguousarray(bgr[:, :, ::-1])
-
-
-def _video_frame(path: Path, index: int) -> np.ndarray:
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-    ok, bgr = cap.read()
-    cap.release()
-    assert ok, f"cannot read frame {index} of {path}"
-    return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
 # ---------------------------------------------------------------- decoding (no model)
@@ -302,7 +286,7 @@ def _check_outputs(persons, keypoints, hw) -> None:
 
 @pytest.mark.parametrize("name", ["basketball1.png", "messi5.jpg"])
 def test_pose_detector_on_samples(name, pose_detector, person_detector):
-    frame = _read_rgb(_sample(name))
+    frame = read_rgb(_sample(name))
     hw = frame.shape[:2]
 
     persons, keypoints = pose_detector.detect_pose(frame)
@@ -339,7 +323,7 @@ def test_pose_detector_at_960_finds_the_vtest_walkers(
     onnx = _export(models_dir, tmp_path_factory, 960)
     detector = YoloPoseDetector(onnx, threads=1)
     assert detector.input_hw == (960, 960)
-    frame = _video_frame(_sample("vtest_excerpt.avi"), 0)
+    frame = video_frame(_sample("vtest_excerpt.avi"), 0)
 
     persons, keypoints = detector.detect_pose(frame)
 
