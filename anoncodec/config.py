@@ -84,12 +84,20 @@ class CodecConfig(_Serializable):
         M: channels of the latent ``y``.
         extra_blocks: stride-2 conv+GDN blocks added to the 4 of Ballé's transforms (0-2);
             each doubles the downsampling factor and the receptive field.
+        gate_channels: hidden channels of the learned head gate (factorized prior only;
+            0: no gate). The gate predicts from ``y`` which latent cells show a head and the
+            encoder writes the entropy model's medians there (:mod:`anoncodec.codec.gate`).
+        gate_threshold: probability above which a cell is erased.
+        gate_margin: cells erased around every cell the gate fires on.
     """
 
     architecture: str = "factorized"
     N: int = 128
     M: int = 192
     extra_blocks: int = 0
+    gate_channels: int = 0
+    gate_threshold: float = 0.5
+    gate_margin: int = 1
 
     def __post_init__(self) -> None:
         _check(self.architecture in ARCHITECTURES,
@@ -97,6 +105,27 @@ class CodecConfig(_Serializable):
         _check(isinstance(self.N, int) and 1 <= self.N <= 1024, f"codec.N={self.N!r}; expected 1..1024")
         _check(isinstance(self.M, int) and 1 <= self.M <= 1024, f"codec.M={self.M!r}; expected 1..1024")
         _check(self.extra_blocks in (0, 1, 2), f"codec.extra_blocks={self.extra_blocks!r}; expected 0, 1 or 2")
+        _check(isinstance(self.gate_channels, int) and 0 <= self.gate_channels <= 512,
+               f"codec.gate_channels={self.gate_channels!r}; expected 0 (no gate) .. 512")
+        _check(not (self.gate_channels and self.architecture != "factorized"),
+               "codec.gate_channels > 0 needs architecture 'factorized'")
+        _check(isinstance(self.gate_threshold, (int, float)) and 0.0 < self.gate_threshold < 1.0,
+               f"codec.gate_threshold={self.gate_threshold!r}; expected a probability in (0, 1)")
+        _check(isinstance(self.gate_margin, int) and 0 <= self.gate_margin <= 4,
+               f"codec.gate_margin={self.gate_margin!r}; expected 0..4 latent cells")
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the other configs; without a gate the gate keys are left out, so codecs
+        trained before the gate existed keep their serialized config and model id."""
+        data = super().to_dict()
+        if not self.gate_channels:
+            for key in ("gate_channels", "gate_threshold", "gate_margin"):
+                data.pop(key)
+        return data
+
+    def without_gate(self) -> "CodecConfig":
+        """The same transforms without the gate (what a gated codec is initialized from)."""
+        return dataclasses.replace(self, gate_channels=0, gate_threshold=0.5, gate_margin=1)
 
     @property
     def downsampling(self) -> int:
@@ -115,6 +144,13 @@ class RoiLossConfig(_Serializable):
     ``head_rate_margin`` cells) and ``head_median`` the mean squared distance of the
     latent there from the entropy model's medians. The paper has neither head term:
     their default weights are 0.
+
+    With a gated codec (``codec.gate_channels > 0``), ``gate_weight`` weighs the gate's
+    binary cross-entropy against the cells under head boxes (positives weighted by
+    ``gate_pos_weight``: a missed head leaks a face, a false alarm costs a patch of
+    background). ``head_target="fill"`` compares the reconstruction inside head boxes
+    with the box's mean colour instead of the face, so the decoder learns to paint a
+    flat patch where the gate erased the latent rather than an average face.
     """
 
     mse_weight: float = 1.0
@@ -127,12 +163,19 @@ class RoiLossConfig(_Serializable):
     head_rate_weight: float = 0.0
     head_rate_margin: int = 0
     head_median_weight: float = 0.0
+    gate_weight: float = 0.0
+    gate_pos_weight: float = 4.0
+    head_target: str = "original"
 
     def __post_init__(self) -> None:
+        _check(self.head_target in ("original", "fill"),
+               f"loss.head_target={self.head_target!r}; expected 'original' or 'fill'")
+        _check(isinstance(self.gate_pos_weight, (int, float)) and self.gate_pos_weight > 0,
+               f"loss.gate_pos_weight={self.gate_pos_weight!r}; expected a number > 0")
         _check(isinstance(self.head_rate_margin, int) and 0 <= self.head_rate_margin <= 8,
                f"loss.head_rate_margin={self.head_rate_margin!r}; expected 0..8 latent cells")
         for name in ("mse_weight", "person_weight", "head_weight", "rate_weight", "aux_weight",
-                     "head_rate_weight", "head_median_weight"):
+                     "head_rate_weight", "head_median_weight", "gate_weight"):
             value = getattr(self, name)
             _check(isinstance(value, (int, float)) and value >= 0,
                    f"loss.{name}={value!r}; expected a number >= 0")

@@ -28,6 +28,7 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models.base import CompressionModel
 from torch import Tensor, nn
 
+from anoncodec.codec.gate import GatedEncoder, HeadGate
 from anoncodec.codec.layers import analysis_transform, hyper_analysis, hyper_synthesis, synthesis_transform
 from anoncodec.codec.registry import register_model
 from anoncodec.config import CodecConfig
@@ -142,26 +143,48 @@ class FactorizedPrior(RoiCodec):
         self.g_a = analysis_transform(config.N, config.M, config.extra_blocks)
         self.g_s = synthesis_transform(config.N, config.M, config.extra_blocks)
         self.entropy_bottleneck = EntropyBottleneck(config.M)
+        self.head_gate = (HeadGate(config.M, config.gate_channels, config.gate_threshold, config.gate_margin)
+                          if config.gate_channels else None)
         # Training only (set by the training loop): decode rounded latents instead of
         # noisy ones. Additive noise lets the decoder use sub-step detail that rounding
         # erases: measured 2-6 dB between the training PSNR and the real packets' PSNR.
         self.mixed_quantization = False
 
-    def forward(self, x: Tensor) -> dict:
+    def _medians(self) -> Tensor:
+        return self.entropy_bottleneck.quantiles[:, 0, 1].detach()
+
+    def encoder_module(self) -> nn.Module:
+        """``x -> y``; with a gate, ``y`` has the medians in the cells the gate erases."""
+        if self.head_gate is None:
+            return self.g_a
+        return GatedEncoder(self.g_a, self.head_gate, self._medians())
+
+    def forward(self, x: Tensor, gate_target: Tensor | None = None) -> dict:
         """Training pass. ``x``: float ``[B,3,H,W]`` in [0,1]; returns ``x_hat`` (same
         shape), ``likelihoods["y"]``, the latent ``y`` before quantization and the entropy
-        model's per-channel ``medians`` ``[M]`` (detached: what coding rounds around)."""
+        model's per-channel ``medians`` ``[M]`` (detached: what coding rounds around).
+
+        With a gate, also ``gate_logits`` ``[B,h,w]`` and ``gate_mask`` (the cells erased);
+        ``gate_target`` (bool ``[B,h,w]``, the cells under known heads) is erased as well
+        while training, so the decoder learns to fill erased heads even before the gate
+        finds them all."""
         self._check_image(x)
         y = self.g_a(self.pad(x))
+        medians = self._medians()
+        gate = {}
+        if self.head_gate is not None:
+            logits = self.head_gate.logits(y)
+            mask = self.head_gate.mask(logits.detach(), gate_target if self.training else None)
+            y = self.head_gate.erase(y, mask, medians)
+            gate = {"gate_logits": logits, "gate_mask": mask}
         y_hat, y_likelihoods = self.entropy_bottleneck(y)
-        medians = self.entropy_bottleneck.quantiles[:, 0, 1].detach()
         if self.training and self.mixed_quantization:
             # the decoder sees what coding sends: y rounded around the medians, with a
             # straight-through gradient; the likelihoods keep the additive-noise proxy
             offset = medians.reshape(1, -1, 1, 1)
             y_hat = y + (torch.round(y - offset) + offset - y).detach()
         x_hat = self.g_s(y_hat)[..., : x.shape[-2], : x.shape[-1]]
-        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods}, "y": y, "medians": medians}
+        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods}, "y": y, "medians": medians, **gate}
 
     def entropy_tables(self) -> FactorizedTables:
         """The camera's tables (medians + per-channel CDFs), tagged with the model id."""
@@ -178,7 +201,7 @@ class FactorizedPrior(RoiCodec):
         if x.shape[0] != 1:
             raise ValueError(f"compress takes one image, got a batch of {x.shape[0]}")
         tables = self.entropy_tables()
-        y = self.g_a(self.pad(x))[0].cpu().numpy()
+        y = self.encoder_module()(self.pad(x))[0].cpu().numpy()
         if latent_filter is not None:
             y = latent_filter(y)
         payload, _ = tables.encode(y)

@@ -105,7 +105,7 @@ def export_codec(model: RoiCodec, out_dir: str | Path, check_image: torch.Tensor
         check_image = torch.rand(1, 3, 128, 192, generator=torch.Generator().manual_seed(0))
     x = model.pad(check_image.float().cpu())
     with torch.no_grad():
-        y_hat = torch.from_numpy(tables.encode(model.g_a(x)[0].numpy())[1])[None]
+        y_hat = torch.from_numpy(tables.encode(model.encoder_module()(x)[0].numpy())[1])[None]
     paths = out / "encoder.onnx", out / "decoder.onnx", out / "tables.npz"
     export_module(model.encoder_module(), x, paths[0], "x", "y", meta)
     export_module(model.decoder_module(), y_hat, paths[1], "y_hat", "x_hat", meta)

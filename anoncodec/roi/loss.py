@@ -32,6 +32,9 @@ __all__ = [
     "latent_cell_mask",
     "head_rate",
     "head_median_distance",
+    "head_cells",
+    "gate_loss",
+    "fill_heads",
     "RoiObjective",
     "ObjectiveTerms",
 ]
@@ -182,6 +185,35 @@ def head_median_distance(
     return total / (cells * int(y.shape[1])) if cells else total
 
 
+def head_cells(heads: Sequence[Tensor], latent_hw: tuple[int, int], factor: int) -> Tensor:
+    """bool ``[B, h, w]``: per image the latent cells under its head boxes (margin 0)."""
+    h, w = latent_hw
+    if not heads:
+        return torch.zeros(0, h, w, dtype=torch.bool)
+    return torch.stack([latent_cell_mask(b, latent_hw, factor) for b in heads])
+
+
+def gate_loss(logits: Tensor, target: Tensor, pos_weight: float) -> Tensor:
+    """Binary cross-entropy of the head gate's ``[B, h, w]`` logits against the bool
+    ``target`` cells, positives weighted by ``pos_weight``."""
+    if logits.shape != target.shape:
+        raise ValueError(f"gate logits {tuple(logits.shape)} and target {tuple(target.shape)} differ")
+    return torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, target.to(logits.dtype), pos_weight=logits.new_tensor(float(pos_weight)))
+
+
+def fill_heads(x: Tensor, heads: Sequence[Tensor]) -> Tensor:
+    """``x`` with every head box replaced by its mean colour (the target of an erased head)."""
+    out = x.clone()
+    height, width = x.shape[-2:]
+    for i, boxes in enumerate(heads):
+        for box in boxes:
+            sl = _box_slices(box, height, width)
+            if sl is not None:
+                out[i, :, sl[0], sl[1]] = x[i, :, sl[0], sl[1]].mean(dim=(-2, -1), keepdim=True)
+    return out
+
+
 @dataclass
 class ObjectiveTerms:
     """Every term of the objective, for logging; ``loss`` is what is minimized."""
@@ -193,11 +225,15 @@ class ObjectiveTerms:
     bpp: Tensor
     head_bits: Tensor  # bits per latent cell under heads (see :func:`head_rate`)
     head_median: Tensor  # see :func:`head_median_distance` (0 when not computed)
+    gate: Tensor  # see :func:`gate_loss` (0 without a gate)
 
 
 class RoiObjective(torch.nn.Module):
     """``L = w_mse*MSE + w_p*L_{k_p}(persons) + w_h*L_{k_h}(heads) + w_r*bpp
-    + w_hr*head_bits + w_hm*head_median``.
+    + w_hr*head_bits + w_hm*head_median + w_g*gate``.
+
+    With ``head_target="fill"`` the MSE and person terms compare with :func:`fill_heads`
+    of ``x``; the head ROI term still measures the distance from the face itself.
 
     ``head_bits`` (:func:`head_rate`) is in bits per latent cell; ``bpp`` in bits per
     pixel, i.e. per ``1/f**2`` cell, so ``w_hr = w_r / f**2`` would price head cells like
@@ -221,14 +257,16 @@ class RoiObjective(torch.nn.Module):
         heads: Sequence[Tensor],
         y: Tensor | None = None,
         medians: Tensor | None = None,
+        gate_logits: Tensor | None = None,
     ) -> ObjectiveTerms:
-        """Compute every term; inputs as in :func:`roi_loss`; ``likelihoods``, ``y`` and
-        ``medians`` from the model's ``forward`` (``y``/``medians`` only needed when
-        ``head_median_weight > 0``)."""
+        """Compute every term; inputs as in :func:`roi_loss`; ``likelihoods``, ``y``,
+        ``medians`` and ``gate_logits`` from the model's ``forward`` (``y``/``medians``
+        only needed when ``head_median_weight > 0``, ``gate_logits`` for ``gate_weight``)."""
         c = self.config
         n, _, h, w = x.shape
-        mse = torch.mean((x_hat - x) ** 2)
-        person_roi = roi_loss(x_hat, x, persons, c.person_k)
+        target = fill_heads(x, heads) if c.head_target == "fill" else x
+        mse = torch.mean((x_hat - target) ** 2)
+        person_roi = roi_loss(x_hat, target, persons, c.person_k)
         head_roi = roi_loss(x_hat, x, heads, c.head_k)
         bpp = bpp_from_likelihoods(likelihoods, n * h * w)
         head_bits, _ = head_rate(likelihoods["y"], heads, self.factor, c.head_rate_margin)
@@ -237,6 +275,12 @@ class RoiObjective(torch.nn.Module):
             if y is None or medians is None:
                 raise ValueError("head_median_weight > 0 needs the latent y and the medians")
             head_median = head_median_distance(y, medians, heads, self.factor, c.head_rate_margin)
+        gate = bpp.new_zeros(())
+        if c.gate_weight > 0:
+            if gate_logits is None:
+                raise ValueError("gate_weight > 0 needs a gated codec (codec.gate_channels > 0)")
+            cells = head_cells(heads, (int(gate_logits.shape[-2]), int(gate_logits.shape[-1])), self.factor)
+            gate = gate_loss(gate_logits, cells.to(gate_logits.device), c.gate_pos_weight)
         loss = (
             c.mse_weight * mse
             + c.person_weight * person_roi
@@ -244,6 +288,7 @@ class RoiObjective(torch.nn.Module):
             + c.rate_weight * bpp
             + c.head_rate_weight * head_bits
             + c.head_median_weight * head_median
+            + c.gate_weight * gate
         )
         return ObjectiveTerms(loss=loss, mse=mse, person_roi=person_roi, head_roi=head_roi, bpp=bpp,
-                              head_bits=head_bits, head_median=head_median)
+                              head_bits=head_bits, head_median=head_median, gate=gate)

@@ -103,7 +103,7 @@ def quantized_latent(codec: RoiCodec, x: torch.Tensor) -> torch.Tensor:
     """``y_hat`` of a factorized codec, as its packets carry it: ``round(y - medians) + medians``."""
     if codec.architecture != "factorized":
         raise ConfigError(f"the attack needs a factorized codec; got {codec.architecture!r}")
-    y = codec.g_a(codec.pad(x))
+    y = codec.encoder_module()(codec.pad(x))
     medians = torch.from_numpy(codec.entropy_tables().medians).to(y).view(1, -1, 1, 1)
     return torch.round(y - medians) + medians
 

@@ -26,7 +26,7 @@ from anoncodec.config import CodecConfig, TrainConfig, lr_factor
 from anoncodec.data import RoiCropDataset, collate_roi, load_source, split_items
 from anoncodec.errors import ConfigError, DatasetError
 from anoncodec.packet import pack
-from anoncodec.roi.loss import RoiObjective
+from anoncodec.roi.loss import RoiObjective, head_cells
 from anoncodec.roi.metrics import region_metrics
 from anoncodec.training.optim import make_optimizers
 
@@ -34,7 +34,8 @@ __all__ = ["train", "TrainResult", "resolve_device"]
 
 logger = logging.getLogger(__name__)
 
-VAL_COLUMNS = ["step", "wall_s", "bpp", "bpp_estimated", "psnr", "psnr_outside_heads", "mse_inside_heads", "loss"]
+VAL_COLUMNS = ["step", "wall_s", "bpp", "bpp_estimated", "psnr", "psnr_outside_heads", "mse_inside_heads", "loss",
+               "gate_recall", "gate_false_alarm"]
 
 
 @dataclass
@@ -111,6 +112,40 @@ def _batches(dataset, weights, cfg: TrainConfig, generator: torch.Generator) -> 
         yield from loader
 
 
+def _init_weights(model: RoiCodec, init: dict, cfg: TrainConfig) -> None:
+    """Load ``init_from``'s weights; a codec without a gate may seed a gated one (the gate
+    starts from scratch), nothing else may differ."""
+    source = CodecConfig.from_dict(init["codec"])
+    if source == cfg.codec:
+        model.load_state_dict(init["state_dict"])
+        return
+    if source.gate_channels or source != cfg.codec.without_gate():
+        raise ConfigError(f"init_from {cfg.init_from} has codec {init['codec']}, the config "
+                          f"asks for {cfg.codec.to_dict()}")
+    missing, unexpected = model.load_state_dict(init["state_dict"], strict=False)
+    if unexpected or any(not k.startswith("head_gate.") for k in missing):
+        raise ConfigError(f"init_from {cfg.init_from}: unexpected {unexpected}, missing {missing}")
+
+
+def _gate_target(model: RoiCodec, x: torch.Tensor, heads: list[torch.Tensor]) -> dict:
+    """``forward``'s ``gate_target`` (the cells under known heads) for a gated codec."""
+    if getattr(model, "head_gate", None) is None:
+        return {}
+    f = model.downsampling
+    return {"gate_target": head_cells(heads, (-(-x.shape[-2] // f), -(-x.shape[-1] // f)), f).to(x.device)}
+
+
+def _gate_metrics(out: dict, heads: torch.Tensor, factor: int) -> dict[str, float]:
+    """Share of the cells under heads the gate erased, and of the other cells."""
+    if "gate_mask" not in out:
+        return {}
+    mask = out["gate_mask"][0].cpu()
+    target = head_cells([heads], (int(mask.shape[-2]), int(mask.shape[-1])), factor)[0]
+    recall = float(mask[target].float().mean()) if target.any() else float("nan")
+    false_alarm = float(mask[~target].float().mean()) if (~target).any() else float("nan")
+    return {"gate_recall": recall, "gate_false_alarm": false_alarm}
+
+
 @contextmanager
 def _sigterm_as_interrupt():
     """Treat SIGTERM like Ctrl-C (a last checkpoint is written); main thread only."""
@@ -142,7 +177,7 @@ def validate(model: RoiCodec, val_set, objective: RoiObjective, device: torch.de
         xb = x[None].to(device)
         out = model(xb)
         terms = objective(out["x_hat"], xb, out["likelihoods"], [persons.to(device)], [heads.to(device)],
-                          y=out.get("y"), medians=out.get("medians"))
+                          y=out.get("y"), medians=out.get("medians"), gate_logits=out.get("gate_logits"))
         packet = model.compress(xb)
         pixels = x.shape[-1] * x.shape[-2]
         x_hat = model.decompress(packet).clamp(0, 1).cpu()
@@ -154,11 +189,12 @@ def validate(model: RoiCodec, val_set, objective: RoiObjective, device: torch.de
             "psnr": 10 * math.log10(1 / max(mse, 1e-12)),
             "loss": float(terms.loss),
             **reg,
+            **_gate_metrics(out, heads, model.downsampling),
         })
     model.train(was_training)
     result = {}
     for key in rows[0]:
-        values = [r[key] for r in rows if not math.isnan(r[key])]
+        values = [r[key] for r in rows if not math.isnan(r.get(key, float("nan")))]
         result[key] = sum(values) / len(values) if values else float("nan")
     return result
 
@@ -209,10 +245,7 @@ def train(cfg: TrainConfig, resume: bool = False, cache_dir: Path | None = None,
             logger.warning("--resume given but %s does not exist; starting from scratch", last)
         if cfg.init_from:
             init = load_checkpoint(cfg.init_from)
-            if CodecConfig.from_dict(init["codec"]) != cfg.codec:
-                raise ConfigError(f"init_from {cfg.init_from} has codec {init['codec']}, the config "
-                                  f"asks for {cfg.codec.to_dict()}")
-            model.load_state_dict(init["state_dict"])
+            _init_weights(model, init, cfg)
             logger.info("weights from %s", cfg.init_from)
 
     train_set, weights, val_set = _build_datasets(cfg, cache_dir)
@@ -252,9 +285,10 @@ def train(cfg: TrainConfig, resume: bool = False, cache_dir: Path | None = None,
                 x = x.to(device)
                 persons = [p.to(device) for p in persons]
                 heads = [h.to(device) for h in heads]
-                out_ = model(x)
+                out_ = model(x, **_gate_target(model, x, heads))
                 terms = objective(out_["x_hat"], x, out_["likelihoods"], persons, heads,
-                                  y=out_.get("y"), medians=out_.get("medians"))
+                                  y=out_.get("y"), medians=out_.get("medians"),
+                                  gate_logits=out_.get("gate_logits"))
                 net_opt.zero_grad(set_to_none=True)
                 terms.loss.backward()
                 if cfg.clip_grad_norm > 0:
@@ -268,7 +302,7 @@ def train(cfg: TrainConfig, resume: bool = False, cache_dir: Path | None = None,
                 logs = {"loss": terms.loss.item(), "mse": terms.mse.item(), "bpp": terms.bpp.item(),
                         "person": terms.person_roi.item(), "head": terms.head_roi.item(),
                         "head_bits": terms.head_bits.item(), "head_median": terms.head_median.item(),
-                        "aux": aux_loss.item()}
+                        "gate": terms.gate.item(), "aux": aux_loss.item()}
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
                 if writer is not None and step % 10 == 0:

@@ -182,7 +182,7 @@ def latent_head_stats(
 ) -> LatentHeadStats:
     """Bits and median share of a factorized-prior latent under the heads of one image.
 
-    ``y = g_a(pad(x))``; ``entropy_bottleneck(y, training=False)`` quantizes around the
+    ``y = encoder(pad(x))`` (with the head gate, if any); ``entropy_bottleneck(y, training=False)`` quantizes around the
     medians and gives each element's likelihood; a cell is under a head when
     ``latent_cell_mask`` (margin 0) says it sees a pixel of it.
 
@@ -199,7 +199,7 @@ def latent_head_stats(
 
     device = next(model.parameters()).device
     with torch.no_grad():
-        y = model.g_a(model.pad(frame_to_tensor(frame_rgb).to(device)))
+        y = model.encoder_module()(model.pad(frame_to_tensor(frame_rgb).to(device)))
         _, likelihoods = model.entropy_bottleneck(y, training=False)
     bits = -torch.log2(likelihoods[0]).double().cpu()  # [M, h, w]
     medians = torch.from_numpy(np.asarray(model.entropy_tables().medians, np.float32))

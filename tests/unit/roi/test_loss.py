@@ -176,3 +176,53 @@ def test_training_forward_exposes_latent_and_medians():
     out = model(torch.rand(1, 3, 32, 32))
     assert out["y"].shape == out["likelihoods"]["y"].shape
     assert out["medians"].shape == (out["y"].shape[1],) and not out["medians"].requires_grad
+
+
+def test_gate_loss_hand_computed():
+    from anoncodec.roi.loss import gate_loss
+
+    logits = torch.tensor([[[0.0, 0.0]]])
+    target = torch.tensor([[[True, False]]])
+    # BCE at p = 0.5 is ln 2 per cell; the positive counts pos_weight times
+    assert gate_loss(logits, target, 3.0).item() == pytest.approx((3 * math.log(2) + math.log(2)) / 2)
+    with pytest.raises(ValueError):
+        gate_loss(logits, target[..., :1], 1.0)
+
+
+def test_head_cells_per_image():
+    from anoncodec.roi.loss import head_cells
+
+    cells = head_cells([boxes([0, 0, 10, 10]), boxes(), boxes([17, 0, 40, 5])], (2, 3), factor=16)
+    assert cells.shape == (3, 2, 3)
+    assert cells[0].sum() == 1 and cells[0, 0, 0]
+    assert not cells[1].any()
+    assert cells[2, 0, 1] and cells[2, 0, 2] and cells[2].sum() == 2
+
+
+def test_fill_heads_paints_the_mean_colour():
+    from anoncodec.roi.loss import fill_heads
+
+    x = torch.zeros(1, 3, 8, 8)
+    x[0, 0, 0, 0] = 1.0
+    out = fill_heads(x, [boxes([0, 0, 2, 2])])
+    assert torch.allclose(out[0, 0, :2, :2], torch.full((2, 2), 0.25))
+    assert torch.equal(out[0, :, 2:, :], x[0, :, 2:, :]) and x[0, 0, 0, 0] == 1.0
+
+
+def test_objective_gate_term_and_fill_target():
+    x = torch.zeros(1, 3, 32, 32)
+    x[:, :, :16, :16] = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
+    lk = {"y": torch.full((1, 2, 2, 2), 0.5)}
+    heads = [boxes([0, 0, 16, 16])]
+    logits = torch.zeros(1, 2, 2)
+    with pytest.raises(ValueError, match="gated"):
+        RoiObjective(RoiLossConfig(gate_weight=1.0), factor=16)(x, x, lk, [boxes()], heads)
+    t = RoiObjective(RoiLossConfig(gate_weight=2.0, gate_pos_weight=1.0), factor=16)(
+        x, x, lk, [boxes()], heads, gate_logits=logits)
+    assert t.gate.item() == pytest.approx(math.log(2))
+    filled = RoiObjective(RoiLossConfig(head_target="fill"), factor=16)
+    from anoncodec.roi.loss import fill_heads
+
+    # the flat patch is what a fill-trained decoder should produce; the face itself is error
+    assert filled(fill_heads(x, heads), x, lk, [boxes()], heads).mse.item() == pytest.approx(0.0)
+    assert filled(x, x, lk, [boxes()], heads).mse.item() > 0

@@ -135,3 +135,17 @@ def test_sigterm_saves_checkpoint_like_ctrl_c(tmp_path, crowdhuman, monkeypatch)
         train(config(tmp_path, crowdhuman, val_every=100), progress=False, tensorboard=False)
     assert load_checkpoint(tmp_path / "run" / "last.pt")["train"]["step"] in (4, 5)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_gated_codec_trains_its_gate_and_reports_recall(tmp_path, crowdhuman):
+    cfg = config(tmp_path, crowdhuman, steps=20, codec={"N": 8, "M": 12, "gate_channels": 4},
+                 loss={"gate_weight": 1.0, "head_target": "fill"}, quantization="mixed")
+    result = train(cfg, progress=False, tensorboard=False)
+    rows = read_csv(tmp_path / "run" / "val.csv")
+    assert 0.0 <= float(rows[-1]["gate_recall"]) <= 1.0
+    assert 0.0 <= float(rows[-1]["gate_false_alarm"]) <= 1.0
+    model = load_codec(result.checkpoint)
+    assert model.head_gate is not None and model.config.gate_channels == 4
+    torch.manual_seed(cfg.seed)  # the gate's initial weights: training moved them
+    fresh = type(model)(model.config)
+    assert not torch.equal(fresh.head_gate.net[-1].weight, model.head_gate.net[-1].weight)
