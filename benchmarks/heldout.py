@@ -10,6 +10,8 @@ Methods (--method, repeatable; default: ours:<default checkpoint> and every base
 
   ours:NAME_OR_PATH  one of our checkpoints (a released name or a .pt): one rate point,
                      real packet
+  guard:NAME_OR_PATH the same with the camera-side guard (CenterFace finds faces, their
+                     head cells are written as the medians before coding)
   jpeg, webp, avif   the codec at the quality whose file is the largest not above the
                      bytes of the reference checkpoint (--match) on the same image
                      (bisection over quality 1..95)
@@ -127,17 +129,17 @@ def split_methods(specs: list[str] | None) -> tuple[list[str], list[str]]:
     ours, names = [], []
     for spec in specs:
         family, sep, rest = spec.partition(":")
-        if family == "ours" and sep:
+        if family in ("ours", "guard") and sep:
             if not rest:
                 raise ConfigError(
-                    f"--method {spec!r}: name the checkpoint, e.g. ours:demo"
+                    f"--method {spec!r}: name the checkpoint, e.g. {family}:demo"
                 )
-            ours.append(rest)
+            ours.append(rest if family == "ours" else spec)
         elif spec in BASELINE_NAMES:
             names.append(spec)
         else:
             raise ConfigError(
-                f"--method {spec!r}; expected ours:NAME_OR_PATH or one of "
+                f"--method {spec!r}; expected ours:NAME_OR_PATH, guard:NAME_OR_PATH or one of "
                 f"{', '.join(BASELINE_NAMES)}"
             )
     for values in (ours, names):
@@ -152,6 +154,9 @@ def find_point(flag: str, value: str, points: list) -> str:
     from anoncodec.errors import ConfigError
     from anoncodec.weights import resolve_checkpoint
 
+    key = next((p.key for p in points if p.key == value), None)
+    if key is not None:
+        return key
     want = value.removeprefix("ours:")
     key = next((p.key for p in points if p.key == f"ours:{want}"), None)
     if key is not None:

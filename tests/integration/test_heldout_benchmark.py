@@ -54,6 +54,13 @@ def test_bad_specs_are_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "heldout.json").exists()
 
 
+def test_guard_specs_keep_their_family():
+    ours, names = heldout.split_methods(["ours:demo", "guard:demo", "jpeg"])
+    assert ours == ["demo", "guard:demo"] and names == ["jpeg"]
+    with pytest.raises(Exception, match="guard:demo"):
+        heldout.split_methods(["guard:"])
+
+
 @pytest.mark.slow
 def test_two_images_one_checkpoint_end_to_end(tmp_path, monkeypatch):
     pytest.importorskip("facenet_pytorch")
@@ -82,6 +89,8 @@ def test_two_images_one_checkpoint_end_to_end(tmp_path, monkeypatch):
             "--method",
             "ours:demo",
             "--method",
+            "guard:demo",
+            "--method",
             "jpeg",
             "--method",
             second,
@@ -96,7 +105,7 @@ def test_two_images_one_checkpoint_end_to_end(tmp_path, monkeypatch):
     assert record["reference"] == "ours:demo" and len(record["commit"]) >= 7
     assert record["versions"]["torch"] and "pillow" in record["versions"]
     rows = {m["key"]: m for m in record["methods"]}
-    assert list(rows) == ["ours:demo", "jpeg", second]
+    assert list(rows) == ["ours:demo", "guard:demo", "jpeg", second]
     originals = record["originals"]
     ours = record["per_image"]["ours:demo"]
     for key, summary in rows.items():
@@ -115,7 +124,7 @@ def test_two_images_one_checkpoint_end_to_end(tmp_path, monkeypatch):
             assert (
                 max(row["height"], row["width"]) <= 640 and row["image"] == ref["image"]
             )
-            if key != "ours:demo":
+            if key not in ("ours:demo", "guard:demo"):
                 assert row["reference"] == "ours:demo"
                 assert row["reference_bytes"] == ref["num_bytes"]
                 assert row["num_bytes"] <= ref["num_bytes"] or row["quality"] == 1
@@ -123,6 +132,9 @@ def test_two_images_one_checkpoint_end_to_end(tmp_path, monkeypatch):
         assert rows[key]["matched_to"] == "ours:demo" and rows[key]["bytes_ratio"] > 0.5
         assert rows[key]["head_bits_per_head"] is None
     demo = rows["ours:demo"]
+    # the guard only ever writes medians: never fewer of them under the heads
+    assert rows["guard:demo"]["head_median_share"] >= demo["head_median_share"]
+    assert rows["guard:demo"]["head_bits_per_head"] <= demo["head_bits_per_head"] + 1e-6
     assert demo["head_bits_per_head"] > 0 and 0 <= demo["head_median_share"] <= 1
     assert 0.8 < demo["latent_bits_per_byte"] < 1.1  # estimate vs the real packets
     report = (out / "heldout.md").read_text()

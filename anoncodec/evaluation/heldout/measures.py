@@ -178,7 +178,7 @@ class LatentHeadStats:
 
 
 def latent_head_stats(
-    model: Any, frame_rgb: np.ndarray, heads_xyxy: np.ndarray
+    model: Any, frame_rgb: np.ndarray, heads_xyxy: np.ndarray, latent_filter: Any = None
 ) -> LatentHeadStats:
     """Bits and median share of a factorized-prior latent under the heads of one image.
 
@@ -191,6 +191,8 @@ def latent_head_stats(
             ``downsampling``, ``entropy_tables()``).
         frame_rgb: uint8 ``[H, W, 3]``.
         heads_xyxy: float ``[K, 4]`` heads in ``frame_rgb`` pixels.
+        latent_filter: what the method does to the latent (numpy ``[M, h, w]``) before
+            coding, e.g. the guard's erasure (``None``: nothing).
     """
     import torch
 
@@ -200,6 +202,8 @@ def latent_head_stats(
     device = next(model.parameters()).device
     with torch.no_grad():
         y = model.encoder_module()(model.pad(frame_to_tensor(frame_rgb).to(device)))
+        if latent_filter is not None:
+            y = torch.from_numpy(latent_filter(y[0].cpu().numpy()))[None].to(y)
         _, likelihoods = model.entropy_bottleneck(y, training=False)
     bits = -torch.log2(likelihoods[0]).double().cpu()  # [M, h, w]
     medians = torch.from_numpy(np.asarray(model.entropy_tables().medians, np.float32))

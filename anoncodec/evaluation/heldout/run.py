@@ -53,14 +53,21 @@ class OursPoint:
     checkpoint: Path
     method: Method
     model: Any
+    guard: Any = None
 
     @classmethod
     def load(cls, spec: str, device: str = "cpu") -> OursPoint:
-        """``spec``: a released checkpoint name or a ``.pt`` path."""
+        """``spec``: a released checkpoint name or a ``.pt`` path; ``guard:<that>`` adds
+        the camera-side guard (:class:`~anoncodec.edge.guard.FaceGuard`, defaults)."""
         from anoncodec.codec import load_codec
         from anoncodec.evaluation.methods import codec_method
         from anoncodec.weights import resolve_checkpoint
 
+        guard = None
+        if spec.startswith("guard:"):
+            from anoncodec.edge.guard import FaceGuard, GuardConfig
+
+            spec, guard = spec.removeprefix("guard:"), FaceGuard(GuardConfig())
         checkpoint = resolve_checkpoint(spec)
         model = load_codec(checkpoint, device=device)
         if model.architecture != "factorized":
@@ -68,7 +75,15 @@ class OursPoint:
                 f"checkpoint {spec!r} holds a {model.architecture!r} model; "
                 "the head-bit statistics need a 'factorized' one"
             )
-        return cls(f"ours:{spec}", checkpoint, codec_method(checkpoint, device), model)
+        key = f"guard:{spec}" if guard is not None else f"ours:{spec}"
+        return cls(key, checkpoint, codec_method(checkpoint, device, guard), model, guard)
+
+    def latent_filter(self, frame_rgb: np.ndarray):
+        """What the method does to the latent of ``frame_rgb`` before coding (or ``None``)."""
+        if self.guard is None:
+            return None
+        medians = self.model.entropy_tables().medians
+        return lambda y: self.guard.erase(frame_rgb, y, self.model.downsampling, medians)[0]
 
 
 @dataclass
@@ -196,7 +211,8 @@ def _ours_row(
     row = measure(
         image, original, point.method.decode(data), len(data), point.key, detectors
     )
-    row.latent = latent_head_stats(point.model, image.frame_rgb, image.heads_xyxy)
+    row.latent = latent_head_stats(point.model, image.frame_rgb, image.heads_xyxy,
+                                   point.latent_filter(image.frame_rgb))
     row.wall_s = time.perf_counter() - start
     return row
 
