@@ -11,7 +11,8 @@ writes:
   JPEG at the highest quality that keeps the bundle under ``--budget-mib``, with their own
   ``labels.json`` (the test split never travels);
 - ``.gpu/configs/<point>.toml``: every ladder config with the GPU's steps, batch and crop,
-  data pointing into ``.gpu/data`` and ``init_from`` pointing at the GPU run's own ``base``;
+  data pointing into ``.gpu/data`` and ``init_from`` pointing at the GPU run's own parent
+  (``PARENT``: the trunk and plain-RD from the base, the rungs from the trunk);
 - ``.gpu/wheels/``: compressai and constriction for the device's Python (cp312), taken
   with ``pip download`` here.
 """
@@ -28,10 +29,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-POINTS = ("base", "mid", "low", "high", "plain-rd")
-#: per config: GPU steps (the base from scratch, the others fine-tuned from it); sized so
-#: the five runs fit in about 6 minutes of an H200 (tools/gpu_ladder.sh)
-GPU_STEPS = {"base": 4000, "mid": 800, "low": 800, "high": 800, "plain-rd": 800}
+POINTS = ("base", "trunk", "low", "mid", "high", "plain-rd")
+#: the run each point is fine-tuned from (the base trains from scratch)
+PARENT = {"trunk": "base", "plain-rd": "base", "low": "trunk", "mid": "trunk", "high": "trunk"}
+#: per config: GPU steps; sized so the six runs fit in about 8 minutes of an H200
+#: (tools/gpu_ladder.sh)
+GPU_STEPS = {"base": 2500, "trunk": 3000, "low": 800, "mid": 800, "high": 800, "plain-rd": 500}
 WHEELS = ("compressai==1.2.8", "constriction==0.4.1")
 _PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
               "manylinux2014_x86_64", "manylinux1_x86_64")
@@ -40,7 +43,8 @@ _PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_
 def gpu_config(text: str, point: str, steps: int, batch: int, crop: int) -> str:
     """A committed ladder config rewritten for the device run (paths relative to .gpu/configs)."""
     out = re.sub(r"^out_dir = .*$", f'out_dir = "../runs/{point}"', text, flags=re.M)
-    out = re.sub(r"^init_from = .*$", 'init_from = "../runs/base/last.pt"', out, flags=re.M)
+    if point in PARENT:
+        out = re.sub(r"^init_from = .*$", f'init_from = "../runs/{PARENT[point]}/last.pt"', out, flags=re.M)
     out = re.sub(r"^steps = .*$", f"steps = {steps}", out, flags=re.M)
     out = re.sub(r"^batch_size = .*$", f"batch_size = {batch}", out, flags=re.M)
     out = re.sub(r"^crop_size = .*$", f"crop_size = {crop}", out, flags=re.M)

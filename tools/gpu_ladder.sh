@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the whole checkpoint ladder on a GPU machine in about 6 minutes and bring it back.
+# Train the whole checkpoint ladder on a GPU machine in about 8 minutes and bring it back.
 #
 # Here (CPU), once:   .venv/bin/python tools/gpu_bundle.py      # -> .gpu/ (git-ignored)
 # On the device:      bash tools/gpu_ladder.sh                  # carry: [".gpu"]
@@ -7,8 +7,9 @@
 # Back here:          the files under $OUT: ladder_<point>.pt (released, weights + tables),
 #                     <point>_val.csv and gpu_ladder.log; copy the .pt files to anoncodec/weights/.
 #
-# "base" trains from scratch, then "mid", "low", "high" and the plain-RD reference are
-# fine-tuned from it (configs/ladder/*.toml, steps/batch/crop set by tools/gpu_bundle.py). Never
+# "base" trains from scratch; the "trunk" (plain RD + person term) and the plain-RD reference
+# are fine-tuned from it, the gated rungs "low", "mid", "high" from the trunk
+# (configs/ladder/*.toml; steps/batch/crop and parents set by tools/gpu_bundle.py). Never
 # needed by CI or the README's commands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ else
 fi
 export PYTHONUNBUFFERED=1 XDG_CACHE_HOME=/tmp/cache MPLCONFIGDIR=/tmp/cache/mpl
 python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name(0))"
-for point in base mid low high plain-rd; do
+for point in base trunk low mid high plain-rd; do
   start=$(date +%s)
   python3 -m anoncodec.cli.main train --config .gpu/configs/$point.toml --no-progress
   echo "$point: $(( $(date +%s) - start )) s"
