@@ -30,6 +30,8 @@ Methods (--method, repeatable; default: ours:<default checkpoint>, jpeg:10,
 blur-jpeg:10):
 
   ours:NAME_OR_PATH  one of our checkpoints (a released name or a .pt), real packets
+  guard:NAME_OR_PATH the same with the camera-side guard (CenterFace's faces erased in
+                     the latent before coding)
   jpeg:Q             JPEG at quality Q (OpenCV/libjpeg)
   blur-jpeg:Q        the deface approach: CenterFace (0.2, boxes grown 1.3x) + Gaussian
                      blur, then JPEG at quality Q
@@ -79,7 +81,8 @@ FRAME_HW = (480, 640)
 HEAD_PX = (30.0, 160.0)
 # CenterFace score of the ground truth where paste() gives none (the corpus labeler's).
 LABEL_THRESHOLD = 0.4
-FAMILIES = ("ours", "jpeg", "blur-jpeg")
+FAMILIES = ("ours", "guard", "jpeg", "blur-jpeg")
+CHECKPOINT_FAMILIES = ("ours", "guard")
 DEFAULT_BASELINES = ("jpeg:10", "blur-jpeg:10")
 AVATAR_ASSET = ROOT / "tests" / "assets" / "avatar_009.png"
 CORPUS = ROOT / "data" / "corpora"
@@ -243,12 +246,12 @@ def parse_methods(
         family, sep, value = spec.partition(":")
         if family not in FAMILIES or not sep:
             raise ConfigError(
-                f"--method {spec!r}; expected ours:NAME_OR_PATH, jpeg:Q or "
+                f"--method {spec!r}; expected ours:NAME_OR_PATH, guard:NAME_OR_PATH, jpeg:Q or "
                 "blur-jpeg:Q (e.g. --method jpeg:10)"
             )
-        if family == "ours" and not value:
-            raise ConfigError(f"--method {spec!r}: name the checkpoint, e.g. ours:demo")
-        if family != "ours":
+        if family in CHECKPOINT_FAMILIES and not value:
+            raise ConfigError(f"--method {spec!r}: name the checkpoint, e.g. {family}:demo")
+        if family not in CHECKPOINT_FAMILIES:
             try:
                 quality = int(value)
             except ValueError:
@@ -282,6 +285,10 @@ def build_methods(
     for key, family, value in parsed:
         if family == "ours":
             methods[key] = codec_method(value, device)
+        elif family == "guard":
+            from anoncodec.edge.guard import FaceGuard, GuardConfig
+
+            methods[key] = codec_method(value, device, FaceGuard(GuardConfig(), detector=centerface))
         elif family == "jpeg":
             methods[key] = jpeg_method(int(value))
         else:

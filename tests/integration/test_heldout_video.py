@@ -55,11 +55,19 @@ def test_bad_specs_are_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "heldout_video.json").exists()
 
 
+def test_guard_rows_name_their_checkpoint():
+    parsed = heldout_video.parse_methods(["guard:demo", "ours:demo", "jpeg:10"])
+    assert parsed == [("guard:demo", "guard", "demo"), ("ours:demo", "ours", "demo"),
+                      ("jpeg:10", "jpeg", "10")]
+    with pytest.raises(Exception, match="guard:demo"):
+        heldout_video.parse_methods(["guard:"])
+
+
 @pytest.mark.slow
 def test_eight_frames_demo_and_blur_end_to_end(tmp_path):
     pytest.importorskip("facenet_pytorch")
     out = tmp_path / "out"
-    argv = ["--frames", "8", "--method", "ours:demo", "--method", "blur-jpeg:10"]
+    argv = ["--frames", "8", "--method", "ours:demo", "--method", "guard:demo", "--method", "blur-jpeg:10"]
     assert heldout_video.main([*argv, "--out", str(out), "--no-progress"]) == 0
     record = json.loads((out / "heldout_video.json").read_text())
     assert record["benchmark"] == "heldout_video" and len(record["commit"]) >= 7
@@ -73,8 +81,8 @@ def test_eight_frames_demo_and_blur_end_to_end(tmp_path):
         sizes = [y2 - y1 for _, y1, _, y2 in heads]
         assert all(25 <= s <= 165 for s in sizes)  # 30-160 px, clipping aside
     rows = {s["key"]: s for s in record["summaries"]}
-    assert list(rows) == ["original", "ours:demo", "blur-jpeg:10"]
-    for key in ("ours:demo", "blur-jpeg:10"):
+    assert list(rows) == ["original", "ours:demo", "guard:demo", "blur-jpeg:10"]
+    for key in ("ours:demo", "guard:demo", "blur-jpeg:10"):
         row, frames = rows[key], per_frame[key]
         assert len(frames["bytes"]) == 8 and min(frames["bytes"]) > 0
         kbit_s = np.mean(frames["bytes"]) * 8 * 10 / 1000

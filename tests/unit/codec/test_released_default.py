@@ -51,7 +51,7 @@ def test_default_checkpoint_writes_medians_under_an_unseen_head(head_px, x, y):
     frame, heads = _scene_with_known_head(head_px, x, y)
     x_in = frame_to_tensor(frame)
     with torch.no_grad():
-        latent = model.g_a(model.pad(x_in))[0]
+        latent = model.encoder_module()(model.pad(x_in))[0]  # what the camera codes
     medians = model.entropy_tables().medians.reshape(-1, 1, 1)
     symbols = np.rint(latent.numpy() - medians)
     mask = latent_cell_mask(torch.from_numpy(heads), tuple(latent.shape[-2:]), model.downsampling).numpy()
