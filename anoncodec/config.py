@@ -149,8 +149,9 @@ class RoiLossConfig(_Serializable):
     binary cross-entropy against the cells under head boxes (positives weighted by
     ``gate_pos_weight``: a missed head leaks a face, a false alarm costs a patch of
     background). ``head_target="fill"`` compares the reconstruction inside head boxes
-    with the box's mean colour instead of the face, so the decoder learns to paint a
-    flat patch where the gate erased the latent rather than an average face.
+    with the box's mean colour instead of the face (in every term; with ``head_k = 0``
+    the head ROI term then asks for that flat patch), so the decoder learns to paint heads
+    flat rather than an average face.
     """
 
     mse_weight: float = 1.0

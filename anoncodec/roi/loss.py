@@ -232,8 +232,8 @@ class RoiObjective(torch.nn.Module):
     """``L = w_mse*MSE + w_p*L_{k_p}(persons) + w_h*L_{k_h}(heads) + w_r*bpp
     + w_hr*head_bits + w_hm*head_median + w_g*gate``.
 
-    With ``head_target="fill"`` the MSE and person terms compare with :func:`fill_heads`
-    of ``x``; the head ROI term still measures the distance from the face itself.
+    With ``head_target="fill"`` every term compares with :func:`fill_heads` of ``x``: with
+    ``head_k = 0`` the head ROI term then asks for the flat patch inside head boxes.
 
     ``head_bits`` (:func:`head_rate`) is in bits per latent cell; ``bpp`` in bits per
     pixel, i.e. per ``1/f**2`` cell, so ``w_hr = w_r / f**2`` would price head cells like
@@ -267,7 +267,7 @@ class RoiObjective(torch.nn.Module):
         target = fill_heads(x, heads) if c.head_target == "fill" else x
         mse = torch.mean((x_hat - target) ** 2)
         person_roi = roi_loss(x_hat, target, persons, c.person_k)
-        head_roi = roi_loss(x_hat, x, heads, c.head_k)
+        head_roi = roi_loss(x_hat, target, heads, c.head_k)
         bpp = bpp_from_likelihoods(likelihoods, n * h * w)
         head_bits, _ = head_rate(likelihoods["y"], heads, self.factor, c.head_rate_margin)
         head_median = bpp.new_zeros(())

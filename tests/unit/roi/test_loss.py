@@ -226,3 +226,14 @@ def test_objective_gate_term_and_fill_target():
     # the flat patch is what a fill-trained decoder should produce; the face itself is error
     assert filled(fill_heads(x, heads), x, lk, [boxes()], heads).mse.item() == pytest.approx(0.0)
     assert filled(x, x, lk, [boxes()], heads).mse.item() > 0
+
+
+def test_fill_target_head_term_asks_for_the_flat_patch():
+    from anoncodec.roi.loss import fill_heads
+
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    lk = {"y": torch.full((1, 2, 2, 2), 0.5)}
+    heads = [boxes([4, 4, 20, 20])]
+    objective = RoiObjective(RoiLossConfig(head_target="fill", head_weight=1.0, head_k=0.0), factor=16)
+    assert objective(fill_heads(x, heads), x, lk, [boxes()], heads).head_roi.item() == pytest.approx(0.0)
+    assert objective(x, x, lk, [boxes()], heads).head_roi.item() > 0.01  # the face itself is error
