@@ -270,8 +270,17 @@ class TrainConfig(_Serializable):
     # torch intra-op threads (0: torch's default). Measured on 2 cores: 1 thread trains this
     # small codec as fast as 2, and 10x faster than 2 when another process shares the CPU.
     threads: int = 0
+    # Share of training images whose known heads (grown by erase_margin latent cells) are
+    # erased in the latent before decoding, as the camera-side guard erases the heads it
+    # finds: the decoder learns to render guarded packets (factorized prior only).
+    erase_heads: float = 0.0
+    erase_margin: int = 1
 
     def __post_init__(self) -> None:
+        _check(isinstance(self.erase_heads, (int, float)) and 0.0 <= self.erase_heads <= 1.0,
+               f"erase_heads={self.erase_heads!r}; expected a share in [0, 1]")
+        _check(isinstance(self.erase_margin, int) and 0 <= self.erase_margin <= 4,
+               f"erase_margin={self.erase_margin!r}; expected 0..4 latent cells (the guard's margin)")
         _check(isinstance(self.threads, int) and self.threads >= 0,
                f"threads={self.threads!r}; expected an integer >= 0 (0: torch's default)")
         for name in ("steps", "batch_size", "crop_size", "checkpoint_every", "val_every", "val_images"):

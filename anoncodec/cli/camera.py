@@ -84,9 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder-threads", type=int, default=0,
                         help="packets mode: ONNX Runtime intra-op threads (0: ONNX Runtime's default)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--guard", action="store_true",
+    parser.add_argument("--guard", action=argparse.BooleanOptionalAction, default=None,
                         help="packets mode: guaranteed mode, erase every head CenterFace finds from the latent "
-                        "before it leaves the camera")
+                        "before it leaves the camera (default: on in packets mode; --no-guard turns it off)")
     parser.add_argument("--guard-threshold", type=float, default=0.3, help="CenterFace score for --guard")
     parser.add_argument("--guard-margin", type=int, default=1, help="latent cells --guard erases around each head")
     tls = parser.add_argument_group("TLS", "for a server started with `anoncodec serve --tls-cert` (SECURITY.md)")
@@ -113,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port, metrics_addr=args.metrics_addr,
         progress=not args.no_progress and sys.stderr.isatty(), encoder_threads=args.encoder_threads,
         buffer_size=args.buffer_size, outage_timeout_s=args.outage_timeout, tls=args.tls, tls_ca=args.tls_ca,
-        tls_cert=args.tls_cert, tls_key=args.tls_key, guard=args.guard, guard_threshold=args.guard_threshold,
+        tls_cert=args.tls_cert, tls_key=args.tls_key,
+        guard=args.mode == "packets" if args.guard is None else args.guard, guard_threshold=args.guard_threshold,
         guard_margin=args.guard_margin,
     )
     stop = threading.Event()

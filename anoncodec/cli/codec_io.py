@@ -15,9 +15,11 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help=checkpoint_help())
     parser.add_argument("--onnx-dir", help="encode with ONNX Runtime from an export folder "
                         "(encoder.onnx + tables.npz) instead of PyTorch, as a camera does")
-    parser.add_argument("--guard", action="store_true",
-                        help="guaranteed mode: erase the latent of every head CenterFace finds before "
-                        "coding (factorized models)")
+    parser.add_argument("--guard", action=argparse.BooleanOptionalAction, default=True,
+                        help="guaranteed mode (default: on): erase the latent of every head CenterFace "
+                        "finds before coding, so the packet holds nothing of it (factorized models); "
+                        "--no-guard leaves faces to the learned codec alone, which does not hide them "
+                        "from detectors (anoncodec/weights/MODEL_CARD.md)")
     parser.add_argument("--guard-threshold", type=float, default=0.3,
                         help="CenterFace score above which --guard erases a face")
     parser.add_argument("--guard-margin", type=int, default=1,

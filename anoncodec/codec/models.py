@@ -159,7 +159,7 @@ class FactorizedPrior(RoiCodec):
             return self.g_a
         return GatedEncoder(self.g_a, self.head_gate, self._medians())
 
-    def forward(self, x: Tensor, gate_target: Tensor | None = None) -> dict:
+    def forward(self, x: Tensor, gate_target: Tensor | None = None, erase: Tensor | None = None) -> dict:
         """Training pass. ``x``: float ``[B,3,H,W]`` in [0,1]; returns ``x_hat`` (same
         shape), ``likelihoods["y"]``, the latent ``y`` before quantization and the entropy
         model's per-channel ``medians`` ``[M]`` (detached: what coding rounds around).
@@ -167,10 +167,13 @@ class FactorizedPrior(RoiCodec):
         With a gate, also ``gate_logits`` ``[B,h,w]`` and ``gate_mask`` (the cells erased);
         ``gate_target`` (bool ``[B,h,w]``, the cells under known heads) is erased as well
         while training, so the decoder learns to fill erased heads even before the gate
-        finds them all."""
+        finds them all. ``erase`` (bool ``[B,h,w]``) is erased whatever the gate says: the
+        training loop's stand-in for the camera-side guard."""
         self._check_image(x)
         y = self.g_a(self.pad(x))
         medians = self._medians()
+        if erase is not None:
+            y = HeadGate.erase(y, erase, medians)
         gate = {}
         if self.head_gate is not None:
             logits = self.head_gate.logits(y)

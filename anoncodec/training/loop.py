@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, WeightedRandomSampler
 
 from anoncodec.codec import RoiCodec, get_model, load_checkpoint, save_checkpoint
+from anoncodec.codec.gate import dilate
 from anoncodec.config import CodecConfig, TrainConfig, lr_factor
 from anoncodec.data import RoiCropDataset, collate_roi, load_source, split_items
 from anoncodec.errors import ConfigError, DatasetError
@@ -133,6 +134,20 @@ def _gate_target(model: RoiCodec, x: torch.Tensor, heads: list[torch.Tensor]) ->
         return {}
     f = model.downsampling
     return {"gate_target": head_cells(heads, (-(-x.shape[-2] // f), -(-x.shape[-1] // f)), f).to(x.device)}
+
+
+def _erase_target(model: RoiCodec, x: torch.Tensor, heads: list[torch.Tensor], cfg: TrainConfig) -> dict:
+    """``forward``'s ``erase``: the heads of a random ``cfg.erase_heads`` share of the batch,
+    grown by ``cfg.erase_margin`` cells, as the guard erases them on the camera."""
+    if cfg.erase_heads <= 0:
+        return {}
+    if not hasattr(model, "head_gate"):
+        raise ConfigError(f"erase_heads is not implemented for {cfg.codec.architecture!r}")
+    f = model.downsampling
+    cells = head_cells(heads, (-(-x.shape[-2] // f), -(-x.shape[-1] // f)), f)
+    chosen = torch.rand(len(heads)) < cfg.erase_heads
+    cells[~chosen] = False
+    return {"erase": dilate(cells, cfg.erase_margin).to(x.device)}
 
 
 def _gate_metrics(out: dict, heads: torch.Tensor, factor: int) -> dict[str, float]:
@@ -285,7 +300,7 @@ def train(cfg: TrainConfig, resume: bool = False, cache_dir: Path | None = None,
                 x = x.to(device)
                 persons = [p.to(device) for p in persons]
                 heads = [h.to(device) for h in heads]
-                out_ = model(x, **_gate_target(model, x, heads))
+                out_ = model(x, **_gate_target(model, x, heads), **_erase_target(model, x, heads, cfg))
                 terms = objective(out_["x_hat"], x, out_["likelihoods"], persons, heads,
                                   y=out_.get("y"), medians=out_.get("medians"),
                                   gate_logits=out_.get("gate_logits"))

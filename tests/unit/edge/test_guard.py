@@ -92,9 +92,12 @@ def test_encode_cli_guard_gives_the_same_packet_in_pytorch_and_onnx(demo_export,
     second = json.loads(capsys.readouterr().out)
     assert first["guarded_heads"] == second["guarded_heads"] == 1
     assert (tmp_path / "a.pkt").read_bytes() == (tmp_path / "b.pkt").read_bytes()
-    assert main(["encode", str(image), "-o", str(tmp_path / "c.pkt")]) == 0
+    assert main(["encode", str(image), "-o", str(tmp_path / "c.pkt"), "--no-guard"]) == 0
     assert "guarded_heads" not in json.loads(capsys.readouterr().out)
     assert (tmp_path / "c.pkt").read_bytes() != (tmp_path / "a.pkt").read_bytes()
+    assert main(["encode", str(image), "-o", str(tmp_path / "d.pkt")]) == 0  # the guard is the default
+    assert json.loads(capsys.readouterr().out)["guarded_heads"] == 1
+    assert (tmp_path / "d.pkt").read_bytes() == (tmp_path / "a.pkt").read_bytes()
 
 
 def test_camera_client_guard_erases_heads_and_counts_them(demo_export):

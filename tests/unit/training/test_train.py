@@ -1,6 +1,7 @@
 """A real (tiny) training run on a CrowdHuman-format fixture."""
 
 import csv
+import dataclasses
 import json
 
 import numpy as np
@@ -149,3 +150,21 @@ def test_gated_codec_trains_its_gate_and_reports_recall(tmp_path, crowdhuman):
     torch.manual_seed(cfg.seed)  # the gate's initial weights: training moved them
     fresh = type(model)(model.config)
     assert not torch.equal(fresh.head_gate.net[-1].weight, model.head_gate.net[-1].weight)
+
+
+def test_erase_heads_trains_on_guard_like_latents(tmp_path, crowdhuman):
+    from anoncodec.codec import get_model
+    from anoncodec.training.loop import _erase_target
+
+    cfg = config(tmp_path, crowdhuman, steps=10, erase_heads=1.0, erase_margin=1, quantization="mixed")
+    result = train(cfg, progress=False, tensorboard=False)
+    assert result.steps == 10
+    model = get_model(cfg.codec)
+    x = torch.zeros(2, 3, 64, 64)
+    heads = [torch.tensor([[20.0, 20.0, 30.0, 30.0]]), torch.zeros(0, 4)]
+    erase = _erase_target(model, x, heads, cfg)["erase"]
+    assert erase[0].sum() == 9 and erase[0, 0:3, 0:3].all() and not erase[1].any()  # 1 cell + margin 1
+    out = model.train()(x, erase=erase)
+    assert torch.equal(out["y"][0][:, erase[0]], out["medians"].view(-1, 1).expand(-1, 9))
+    none = _erase_target(model, x, heads, dataclasses.replace(cfg, erase_heads=0.0))
+    assert none == {}
