@@ -97,6 +97,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--tls-key", help="PEM private key of --tls-cert")
 
 
+def guard_setting(args: argparse.Namespace) -> bool:
+    """``--guard``/``--no-guard`` as given, else on exactly when packets leave the camera."""
+    return args.mode == "packets" if args.guard is None else bool(args.guard)
+
+
 def run(args: argparse.Namespace) -> int:
     import signal
     import sys
@@ -114,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress and sys.stderr.isatty(), encoder_threads=args.encoder_threads,
         buffer_size=args.buffer_size, outage_timeout_s=args.outage_timeout, tls=args.tls, tls_ca=args.tls_ca,
         tls_cert=args.tls_cert, tls_key=args.tls_key,
-        guard=args.mode == "packets" if args.guard is None else args.guard, guard_threshold=args.guard_threshold,
+        guard=guard_setting(args), guard_threshold=args.guard_threshold,
         guard_margin=args.guard_margin,
     )
     stop = threading.Event()

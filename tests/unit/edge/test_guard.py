@@ -132,3 +132,17 @@ def test_erase_leaves_a_latent_without_faces_untouched():
     blank = np.full((96, 160, 3), 128, np.uint8)
     out, heads = FaceGuard().erase(blank, y, 32, np.zeros(4, np.float32))
     assert heads == 0 and out is y
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--mode", "packets"], True), (["--mode", "packets", "--no-guard"], False),
+    (["--mode", "frames"], False), (["--mode", "packets", "--guard"], True),
+])
+def test_camera_guards_packets_by_default(argv, expected):
+    import argparse
+
+    from anoncodec.cli.camera import add_arguments, guard_setting
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert guard_setting(parser.parse_args(["--source", "x.mp4", *argv])) is expected
