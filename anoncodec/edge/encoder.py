@@ -57,6 +57,9 @@ class EdgeEncoder:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # no spinning idle threads: the guard's face detector runs beside this session
+        # (see anoncodec.detectors._onnx.ort_session)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(encoder_onnx), options,
                                             providers=providers or ["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
