@@ -19,15 +19,26 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+def _family(method: dict, plain_rd: str | None) -> str:
+    """The curve a row belongs to: our rungs, our rungs with the guard, the plain-RD
+    reference (its own point) or the baseline's family."""
+    if method["family"] != "ours":
+        return method["family"]
+    if method["key"] == plain_rd or "plain" in method["label"]:
+        return f"plain RD ({method['label']})"
+    return "ours + guard" if method["key"].startswith("guard:") else "ours"
+
+
 def _points(paths: Sequence[Path]) -> list[dict]:
     rows, seen = [], set()
     for path in paths:
-        for m in json.loads(path.read_text())["methods"]:
+        record = json.loads(path.read_text())
+        for m in record["methods"]:
             key = (m["key"], round(m["bpp"], 4))
             if key in seen:
                 continue
             seen.add(key)
-            family = m["label"] if m["family"] == "ours" and "plain" in m["label"] else m["family"]
+            family = _family(m, record.get("plain_rd"))
             rows.append({"family": family, "label": m["label"], "bpp": m["bpp"], "psnr": m["psnr_out"],
                          "persons": {k: v["share"] for k, v in m["persons"].items()},
                          "faces": {k: v["share"] for k, v in m["faces"].items()}})
@@ -46,7 +57,7 @@ def _plot(rows: list[dict], value, ylabel: str, title: str, dest: Path) -> None:
         families[r["family"]].append(r)
     for family, pts in sorted(families.items()):
         pts = sorted(pts, key=lambda r: r["bpp"])
-        style = "o-" if family == "ours" else "s--"
+        style = "o-" if family.startswith("ours") else "s--"
         ax.plot([p["bpp"] for p in pts], [value(p) for p in pts], style, label=family, markersize=5)
     ax.set_xlabel("bits per pixel (real files / packets)")
     ax.set_ylabel(ylabel)

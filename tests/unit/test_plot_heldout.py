@@ -32,3 +32,16 @@ def test_plots_are_written_and_duplicates_dropped(tmp_path):
     for name in ("psnr_vs_bpp.png", "persons_vs_bpp.png", "faces_vs_bpp.png"):
         data = (tmp_path / "plots" / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+
+
+def test_guard_rows_and_the_plain_reference_get_their_own_curves(tmp_path):
+    spec = importlib.util.spec_from_file_location("plot_heldout", REPO / "benchmarks" / "plot_heldout.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    record = {"plain_rd": "ours:trunk", "methods": [
+        _row("ours:mid", "ours", "ours:mid", 0.12, 25.0, 0.6, 0.7),
+        _row("guard:mid", "ours", "guard:mid", 0.11, 22.0, 0.4, 0.0),
+        _row("ours:trunk", "ours", "ours:trunk", 0.14, 28.0, 0.7, 0.8)]}
+    (tmp_path / "r.json").write_text(json.dumps(record))
+    families = {r["label"]: r["family"] for r in module._points([tmp_path / "r.json"])}
+    assert families == {"ours:mid": "ours", "guard:mid": "ours + guard", "ours:trunk": "plain RD (ours:trunk)"}
