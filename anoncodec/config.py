@@ -281,6 +281,8 @@ class TrainConfig(_Serializable):
                f"erase_heads={self.erase_heads!r}; expected a share in [0, 1]")
         _check(isinstance(self.erase_margin, int) and 0 <= self.erase_margin <= 4,
                f"erase_margin={self.erase_margin!r}; expected 0..4 latent cells (the guard's margin)")
+        _check(not self.erase_heads or self.codec.architecture == "factorized",
+               "erase_heads > 0 needs codec.architecture 'factorized' (the guard's codec)")
         _check(isinstance(self.threads, int) and self.threads >= 0,
                f"threads={self.threads!r}; expected an integer >= 0 (0: torch's default)")
         for name in ("steps", "batch_size", "crop_size", "checkpoint_every", "val_every", "val_images"):

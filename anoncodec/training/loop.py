@@ -128,12 +128,17 @@ def _init_weights(model: RoiCodec, init: dict, cfg: TrainConfig) -> None:
         raise ConfigError(f"init_from {cfg.init_from}: unexpected {unexpected}, missing {missing}")
 
 
+def _latent_head_cells(model: RoiCodec, x: torch.Tensor, heads: list[torch.Tensor]) -> torch.Tensor:
+    """bool ``[B, h, w]``: the latent cells of the (padded) batch ``x`` under its heads."""
+    f = model.downsampling
+    return head_cells(heads, (-(-x.shape[-2] // f), -(-x.shape[-1] // f)), f)
+
+
 def _gate_target(model: RoiCodec, x: torch.Tensor, heads: list[torch.Tensor]) -> dict:
     """``forward``'s ``gate_target`` (the cells under known heads) for a gated codec."""
     if getattr(model, "head_gate", None) is None:
         return {}
-    f = model.downsampling
-    return {"gate_target": head_cells(heads, (-(-x.shape[-2] // f), -(-x.shape[-1] // f)), f).to(x.device)}
+    return {"gate_target": _latent_head_cells(model, x, heads).to(x.device)}
 
 
 def _erase_target(model: RoiCodec, x: torch.Tensor, heads: list[torch.Tensor], cfg: TrainConfig) -> dict:
@@ -141,10 +146,7 @@ def _erase_target(model: RoiCodec, x: torch.Tensor, heads: list[torch.Tensor], c
     grown by ``cfg.erase_margin`` cells, as the guard erases them on the camera."""
     if cfg.erase_heads <= 0:
         return {}
-    if not hasattr(model, "head_gate"):
-        raise ConfigError(f"erase_heads is not implemented for {cfg.codec.architecture!r}")
-    f = model.downsampling
-    cells = head_cells(heads, (-(-x.shape[-2] // f), -(-x.shape[-1] // f)), f)
+    cells = _latent_head_cells(model, x, heads)
     chosen = torch.rand(len(heads)) < cfg.erase_heads
     cells[~chosen] = False
     return {"erase": dilate(cells, cfg.erase_margin).to(x.device)}

@@ -71,3 +71,13 @@ def test_head_rate_settings_are_checked():
         RoiLossConfig(head_rate_weight=-1)
     with pytest.raises(ConfigError):
         RoiLossConfig(head_rate_margin=9)
+
+
+def test_erase_heads_needs_the_factorized_codec():
+    from anoncodec.config import TrainConfig
+
+    assert TrainConfig.from_dict({"erase_heads": 0.5}).erase_heads == 0.5
+    with pytest.raises(ConfigError, match="erase_heads"):
+        TrainConfig.from_dict({"erase_heads": 0.5, "codec": {"architecture": "hyperprior"}})
+    with pytest.raises(ConfigError, match="erase_heads"):
+        TrainConfig.from_dict({"erase_heads": 1.5})
