@@ -100,6 +100,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="torch device of our codec and MTCNN (default: %(default)s)",
     )
     p.add_argument(
+        "--guard-margin",
+        type=int,
+        default=None,
+        help="latent cells the guard:NAME rows erase around each head "
+        "(default: the guard's own, as anoncodec encode uses it)",
+    )
+    p.add_argument(
         "--pose-model",
         metavar="PATH",
         help="ONNX or ultralytics .pt pose model of the second person detector "
@@ -224,7 +231,12 @@ def run(args: argparse.Namespace, command: str) -> int:
 
     default = os.environ.get(CHECKPOINT_ENV) or default_checkpoint().name
     ours_specs = [s or default for s in ours_specs]
-    points = [OursPoint.load(s, args.device) for s in ours_specs]
+    guard_config = None
+    if args.guard_margin is not None:
+        from anoncodec.edge.guard import GuardConfig
+
+        guard_config = GuardConfig(margin=args.guard_margin)
+    points = [OursPoint.load(s, args.device, guard_config) for s in ours_specs]
     reference = None
     if args.match != FIRST_OURS and points:
         reference = find_point("--match", args.match, points)

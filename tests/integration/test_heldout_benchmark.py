@@ -54,6 +54,18 @@ def test_bad_specs_are_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "heldout.json").exists()
 
 
+def test_guard_margin_reaches_the_guard_rows():
+    from anoncodec.edge.guard import GuardConfig
+    from anoncodec.evaluation.heldout.run import OursPoint
+
+    assert heldout.parse_args(["--guard-margin", "0"]).guard_margin == 0
+    assert heldout.parse_args([]).guard_margin is None
+    point = OursPoint.load("guard:demo", "cpu", GuardConfig(margin=0))
+    assert point.key == "guard:demo" and point.guard.config.margin == 0
+    assert point.method.params["guard"]["margin"] == 0
+    assert OursPoint.load("demo").guard is None
+
+
 def test_guard_specs_keep_their_family():
     ours, names = heldout.split_methods(["ours:demo", "guard:demo", "jpeg"])
     assert ours == ["demo", "guard:demo"] and names == ["jpeg"]

@@ -56,9 +56,10 @@ class OursPoint:
     guard: Any = None
 
     @classmethod
-    def load(cls, spec: str, device: str = "cpu") -> OursPoint:
+    def load(cls, spec: str, device: str = "cpu", guard_config: Any = None) -> OursPoint:
         """``spec``: a released checkpoint name or a ``.pt`` path; ``guard:<that>`` adds
-        the camera-side guard (:class:`~anoncodec.edge.guard.FaceGuard`, defaults)."""
+        the camera-side guard (:class:`~anoncodec.edge.guard.FaceGuard` with
+        ``guard_config``, default: its defaults)."""
         from anoncodec.codec import load_codec
         from anoncodec.evaluation.methods import codec_method
         from anoncodec.weights import resolve_checkpoint
@@ -67,7 +68,7 @@ class OursPoint:
         if spec.startswith("guard:"):
             from anoncodec.edge.guard import FaceGuard, GuardConfig
 
-            spec, guard = spec.removeprefix("guard:"), FaceGuard(GuardConfig())
+            spec, guard = spec.removeprefix("guard:"), FaceGuard(guard_config or GuardConfig())
         checkpoint = resolve_checkpoint(spec)
         model = load_codec(checkpoint, device=device)
         if model.architecture != "factorized":
