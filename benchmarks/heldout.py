@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -314,19 +313,9 @@ def run(args: argparse.Namespace, command: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    from anoncodec.errors import AnoncodecError
+    from anoncodec.evaluation.script import script_main
 
-    given = sys.argv[1:] if argv is None else argv
-    command = shlex.join(["python", "benchmarks/heldout.py", *given])
-    try:
-        return run(args, command)
-    except AnoncodecError as exc:
-        print(f"heldout: error: {exc}", file=sys.stderr)
-        return 2
+    return script_main("benchmarks/heldout.py", parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,6 @@ import json
 import logging
 import math
 import os
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -865,19 +864,9 @@ def run(args: argparse.Namespace, command: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    from anoncodec.errors import AnoncodecError
+    from anoncodec.evaluation.script import script_main
 
-    given = sys.argv[1:] if argv is None else list(argv)
-    command = shlex.join(["python", "benchmarks/heldout_video.py", *given])
-    try:
-        return run(args, command)
-    except AnoncodecError as exc:
-        print(f"heldout_video: error: {exc}", file=sys.stderr)
-        return 2
+    return script_main("benchmarks/heldout_video.py", parse_args, run, argv)
 
 
 if __name__ == "__main__":
