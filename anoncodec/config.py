@@ -73,6 +73,10 @@ class _Serializable:
             raise ConfigError(f"{cls.__name__}: {exc}") from exc
 
 
+#: the CodecConfig fields of the learned head gate
+_GATE_FIELDS = ("gate_channels", "gate_threshold", "gate_margin")
+
+
 @dataclass(frozen=True)
 class CodecConfig(_Serializable):
     """Architecture of the learned codec.
@@ -119,13 +123,15 @@ class CodecConfig(_Serializable):
         trained before the gate existed keep their serialized config and model id."""
         data = super().to_dict()
         if not self.gate_channels:
-            for key in ("gate_channels", "gate_threshold", "gate_margin"):
+            for key in _GATE_FIELDS:
                 data.pop(key)
         return data
 
     def without_gate(self) -> "CodecConfig":
         """The same transforms without the gate (what a gated codec is initialized from)."""
-        return dataclasses.replace(self, gate_channels=0, gate_threshold=0.5, gate_margin=1)
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in _GATE_FIELDS}
+        return dataclasses.replace(self, **defaults)
+
 
     @property
     def downsampling(self) -> int:

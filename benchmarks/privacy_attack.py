@@ -109,10 +109,7 @@ def attack_methods(codec, decoder, checkpoint_name: str, guard) -> list:
 
     def encoder(use_guard: bool):
         def encode(frame):
-            latent_filter = None
-            if use_guard:
-                def latent_filter(y):
-                    return guard.erase(frame, y, codec.downsampling, codec.entropy_tables().medians)[0]
+            latent_filter = guard.latent_filter(frame, codec) if use_guard else None
             return pack(codec.compress(frame_to_tensor(frame), latent_filter))
         return encode
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -136,3 +137,9 @@ class FaceGuard:
         """``(y with every head of frame_rgb erased, number of heads)`` for a ``[C, h, w]`` latent."""
         mask, heads = self.mask(frame_rgb, y.shape[1:], factor)
         return (suppress_latent(y, mask, medians) if mask.any() else y), heads
+
+    def latent_filter(self, frame_rgb: np.ndarray, codec) -> Callable[[np.ndarray], np.ndarray]:
+        """``y -> y`` with the heads of ``frame_rgb`` erased, for ``codec.compress``'s
+        ``latent_filter`` (``codec``: a factorized codec, its downsampling and medians)."""
+        medians = codec.entropy_tables().medians
+        return lambda y: self.erase(frame_rgb, y, codec.downsampling, medians)[0]

@@ -208,10 +208,7 @@ def codec_method(checkpoint: str | Path, device: str = "cpu", guard: Any = None)
     model_id = model.model_id().hex()
 
     def encode(frame: np.ndarray) -> bytes:
-        latent_filter = None
-        if guard is not None:
-            def latent_filter(y: np.ndarray) -> np.ndarray:
-                return guard.erase(frame, y, model.downsampling, model.entropy_tables().medians)[0]
+        latent_filter = None if guard is None else guard.latent_filter(frame, model)
         return pack(model.compress(frame_to_tensor(frame).to(device), latent_filter))
 
     def decode(data: bytes) -> np.ndarray:

@@ -81,10 +81,7 @@ class OursPoint:
 
     def latent_filter(self, frame_rgb: np.ndarray):
         """What the method does to the latent of ``frame_rgb`` before coding (or ``None``)."""
-        if self.guard is None:
-            return None
-        medians = self.model.entropy_tables().medians
-        return lambda y: self.guard.erase(frame_rgb, y, self.model.downsampling, medians)[0]
+        return None if self.guard is None else self.guard.latent_filter(frame_rgb, self.model)
 
 
 @dataclass

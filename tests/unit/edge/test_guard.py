@@ -146,3 +146,14 @@ def test_camera_guards_packets_by_default(argv, expected):
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     assert guard_setting(parser.parse_args(["--source", "x.mp4", *argv])) is expected
+
+
+def test_latent_filter_is_the_erasure_for_that_codec(demo_export):
+    """The filter a codec's ``compress`` takes: the same latent as ``erase`` with its medians."""
+    model, _ = demo_export
+    frame = np.asarray(Image.open(SAMPLES / "messi5.jpg").convert("RGB"))
+    guard = FaceGuard()
+    y = np.random.default_rng(0).normal(size=(model.config.M, 11, 18)).astype(np.float32)
+    expected, heads = guard.erase(frame, y, model.downsampling, model.entropy_tables().medians)
+    assert heads == 1
+    np.testing.assert_array_equal(guard.latent_filter(frame, model)(y), expected)
