@@ -40,8 +40,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from anoncodec.contract import ENSEMBLE_NAMES
+
 REPO = Path(__file__).resolve().parents[1]
-ENSEMBLE_NAMES = ("anonymize_frame", "analyze_bitstream")
 STATS_FIELDS = ("queue", "compute_input", "compute_infer", "compute_output", "success")
 
 
@@ -198,24 +199,21 @@ class TritonCall:
     """One worker's ``tritonclient.grpc`` client for one ensemble (a client per thread)."""
 
     def __init__(self, url: str, ensemble: str, timeout_s: float) -> None:
-        import numpy as np
         import tritonclient.grpc as grpcclient
 
-        self._np, self._grpc = np, grpcclient
+        from anoncodec.contract import ensemble as ensemble_spec
+        from anoncodec.edge.request import requested_outputs
+
         self.ensemble, self.timeout_s = ensemble, timeout_s
         self.client = grpcclient.InferenceServerClient(url)
-        names = ["ANONYMIZED", "BOXES", "SCORES"] + (["BITS"] if ensemble == "anonymize_frame" else [])
-        self.names = names
-        self.outputs = [grpcclient.InferRequestedOutput(n) for n in names]
+        self.names = ensemble_spec(ensemble).output_names
+        self.outputs = requested_outputs(ensemble)
 
     def __call__(self, payload: Any) -> dict[str, Any]:
-        if self.ensemble == "anonymize_frame":
-            tensor = self._grpc.InferInput("FRAME", list(payload.shape), "UINT8")
-            tensor.set_data_from_numpy(payload)
-        else:
-            tensor = self._grpc.InferInput("PACKET", [1], "BYTES")
-            tensor.set_data_from_numpy(self._np.array([payload], dtype=object))
-        result = self.client.infer(self.ensemble, [tensor], outputs=self.outputs, client_timeout=self.timeout_s)
+        from anoncodec.edge.request import request_inputs
+
+        inputs = request_inputs(self.ensemble, payload)
+        result = self.client.infer(self.ensemble, inputs, outputs=self.outputs, client_timeout=self.timeout_s)
         return {n: result.as_numpy(n) for n in self.names}
 
     def close(self) -> None:

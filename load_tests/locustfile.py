@@ -40,6 +40,8 @@ from locust import LoadTestShape, User, constant, events, task  # noqa: E402
 from locust.exception import StopUser  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
+from anoncodec.contract import ANALYZE_BITSTREAM, ANONYMIZE_FRAME  # noqa: E402
+from anoncodec.edge.request import payload_size, request_inputs, requested_outputs  # noqa: E402
 from anoncodec.loadtest import (  # noqa: E402
     DEFAULT_SLO_MS,
     RequestRecord,
@@ -114,16 +116,9 @@ def _prepare(options) -> None:
         raise SystemExit(f"error: no frames in {options.video}")
     encoder = EdgeEncoder(*find_encoder_files(options.export_dir))
     packets = [encoder.encode_bytes(frame) for frame in frames]
-    frame_inputs, packet_inputs = [], []
-    for frame, packet in zip(frames, packets):
-        tensor = grpcclient.InferInput("FRAME", list(frame.shape), "UINT8")
-        tensor.set_data_from_numpy(frame)
-        frame_inputs.append(tensor)
-        tensor = grpcclient.InferInput("PACKET", [1], "BYTES")
-        tensor.set_data_from_numpy(np.array([packet], dtype=object))
-        packet_inputs.append(tensor)
-    RUN.inputs = {"anonymize_frame": frame_inputs, "analyze_bitstream": packet_inputs}
-    RUN.sizes = {"anonymize_frame": [f.nbytes for f in frames], "analyze_bitstream": [len(p) for p in packets]}
+    payloads = {ANONYMIZE_FRAME.name: frames, ANALYZE_BITSTREAM.name: packets}
+    RUN.inputs = {name: [request_inputs(name, p) for p in items] for name, items in payloads.items()}
+    RUN.sizes = {name: [payload_size(p) for p in items] for name, items in payloads.items()}
     RUN.frame_shape = frames[0].shape
 
 
@@ -159,12 +154,11 @@ class _EnsembleUser(User):
     abstract = True
     wait_time = constant(0)
     ensemble = ""
-    outputs: tuple[str, ...] = ("ANONYMIZED", "BOXES", "SCORES")
 
     def on_start(self) -> None:
         url = (self.host or "127.0.0.1:8001").split("://", 1)[-1]
         self.client = grpcclient.InferenceServerClient(url)
-        self.requested = [grpcclient.InferRequestedOutput(name) for name in self.outputs]
+        self.requested = requested_outputs(self.ensemble)
         self.timeout = self.environment.parsed_options.request_timeout
         self.index = 0
 
@@ -181,7 +175,7 @@ class _EnsembleUser(User):
         error = None
         start = time.perf_counter()
         try:
-            self.client.infer(self.ensemble, [inputs[k]], outputs=self.requested, client_timeout=self.timeout)
+            self.client.infer(self.ensemble, inputs[k], outputs=self.requested, client_timeout=self.timeout)
         except InferenceServerException as exc:
             error = exc
         elapsed_ms = 1000 * (time.perf_counter() - start)
@@ -195,14 +189,13 @@ class _EnsembleUser(User):
 class AnonymizeFrameUser(_EnsembleUser):
     """Sends raw frames to ``anonymize_frame``."""
 
-    ensemble = "anonymize_frame"
-    outputs = ("ANONYMIZED", "BOXES", "SCORES", "BITS")
+    ensemble = ANONYMIZE_FRAME.name
 
 
 class AnalyzeBitstreamUser(_EnsembleUser):
     """Sends camera-encoded packets to ``analyze_bitstream``."""
 
-    ensemble = "analyze_bitstream"
+    ensemble = ANALYZE_BITSTREAM.name
 
 
 class StepLoadShape(LoadTestShape):

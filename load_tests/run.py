@@ -33,10 +33,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
-USER_CLASSES = {"anonymize_frame": "AnonymizeFrameUser", "analyze_bitstream": "AnalyzeBitstreamUser"}
 
 if str(REPO) not in sys.path:  # `python load_tests/run.py` from a source checkout
     sys.path.insert(0, str(REPO))
+
+from anoncodec.contract import ANALYZE_BITSTREAM, ANONYMIZE_FRAME  # noqa: E402
+
+#: ensemble -> the locustfile's user class that calls it
+USER_CLASSES = {ANONYMIZE_FRAME.name: "AnonymizeFrameUser", ANALYZE_BITSTREAM.name: "AnalyzeBitstreamUser"}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -59,6 +59,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from anoncodec.contract import ANONYMIZED, BITS, BOXES, SCORES
+from anoncodec.contract import MODES as CONTRACT_MODES
+from anoncodec.edge.request import request_inputs, requested_outputs
 from anoncodec.errors import (
     AnoncodecError,
     ConfigError,
@@ -89,8 +92,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: mode -> ensemble it calls
-MODES = {"frames": "anonymize_frame", "packets": "analyze_bitstream"}
+#: mode -> ensemble it calls (anoncodec.contract.MODES)
+MODES = {mode: spec.name for mode, spec in CONTRACT_MODES.items()}
 #: ``when_full`` policies; ``"drop"`` is the older name of ``"drop-newest"``
 WHEN_FULL = ("block", "drop-newest", "drop-oldest", "drop")
 # gRPC codes after which the same request may succeed later
@@ -305,17 +308,11 @@ class TritonInference:
         self._grpc = require("tritonclient.grpc", "serve")
         self._utils = require("tritonclient.utils", "serve")
         self._client = None
-        outputs = ["ANONYMIZED", "BOXES", "SCORES"] + (["BITS"] if mode == "frames" else [])
-        self._outputs = [self._grpc.InferRequestedOutput(name) for name in outputs]
+        self._outputs = requested_outputs(self.model)
+        self._output_names = CONTRACT_MODES[mode].output_names
 
     def _input(self, payload: Any):
-        if self.mode == "frames":
-            tensor = self._grpc.InferInput("FRAME", list(payload.shape), "UINT8")
-            tensor.set_data_from_numpy(payload)
-        else:
-            tensor = self._grpc.InferInput("PACKET", [1], "BYTES")
-            tensor.set_data_from_numpy(np.array([payload], dtype=object))
-        return tensor
+        return request_inputs(self.model, payload)[0]
 
     def _channel_args(self) -> list[tuple[str, int]]:
         keepalive = self._grpc.KeepAliveOptions()
@@ -363,9 +360,9 @@ class TritonInference:
                                         client_timeout=self.timeout_s)
         except self._utils.InferenceServerException as exc:
             raise self._error(exc) from None
-        bits = result.as_numpy("BITS") if self.mode == "frames" else None
-        return InferenceResult(result.as_numpy("ANONYMIZED"), result.as_numpy("BOXES"),
-                               result.as_numpy("SCORES"), None if bits is None else int(bits[0]))
+        bits = result.as_numpy(BITS.name) if BITS.name in self._output_names else None
+        return InferenceResult(result.as_numpy(ANONYMIZED.name), result.as_numpy(BOXES.name),
+                               result.as_numpy(SCORES.name), None if bits is None else int(bits[0]))
 
     async def close(self) -> None:
         if self._client is not None:

@@ -24,6 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from anoncodec.contract import ANALYZE_BITSTREAM, ANONYMIZE_FRAME, FRAME, PACKET, EnsembleSpec
+from anoncodec.contract import ENSEMBLES as CONTRACT_ENSEMBLES
+
 __all__ = [
     "BACKENDS",
     "ONNX_STAGES",
@@ -66,7 +69,7 @@ BATCHED_STAGES = ONNX_STAGES
 # dims 0 above are placeholders for the detector's input size (filled in by render_configs)
 
 # ensemble -> (inputs, outputs, steps); a step maps stage tensors (short names) to
-# ensemble tensors; UPPER_CASE names are the public contract of DESIGN.md section 4.
+# ensemble tensors; UPPER_CASE names are the public contract (anoncodec.contract).
 _DETECT_STEPS = (
     ("decoder", {"y_hat": "y_hat"}, {"x_hat": "x_hat"}),
     ("decoder_postprocess", {"x_hat": "x_hat", "size": "size"},
@@ -75,23 +78,22 @@ _DETECT_STEPS = (
     ("detector_postprocess", {"output": "output", "letterbox": "letterbox"},
      {"boxes": "BOXES", "scores": "SCORES"}),
 )
-_OUTPUTS: tuple[Tensor, ...] = (("ANONYMIZED", "UINT8", (-1, -1, 3)), ("BOXES", "FP32", (-1, 4)),
-                                 ("SCORES", "FP32", (-1,)))
-ENSEMBLES = {
-    "anonymize_frame": (
-        (("FRAME", "UINT8", (-1, -1, 3)),),
-        _OUTPUTS + (("BITS", "INT64", (1,)),),
-        (("frame_preprocess", {"frame": "FRAME"}, {"x": "x", "size": "size"}),
-         ("encoder", {"x": "x"}, {"y": "y"}),
-         ("quantize", {"y": "y"}, {"y_hat": "y_hat", "bits": "BITS"}))
-        + _DETECT_STEPS,
-    ),
-    "analyze_bitstream": (
-        (("PACKET", "BYTES", (1,)),),
-        _OUTPUTS,
-        (("entropy_decode", {"packet": "PACKET"}, {"y_hat": "y_hat", "size": "size"}),) + _DETECT_STEPS,
-    ),
+
+
+def _tensors(spec: EnsembleSpec, which: str) -> tuple[Tensor, ...]:
+    return tuple((t.name, t.datatype, t.dims) for t in getattr(spec, which))
+
+
+_STEPS = {
+    ANONYMIZE_FRAME.name: (("frame_preprocess", {"frame": FRAME.name}, {"x": "x", "size": "size"}),
+                           ("encoder", {"x": "x"}, {"y": "y"}),
+                           ("quantize", {"y": "y"}, {"y_hat": "y_hat", "bits": "BITS"})) + _DETECT_STEPS,
+    ANALYZE_BITSTREAM.name: (("entropy_decode", {"packet": PACKET.name}, {"y_hat": "y_hat", "size": "size"}),)
+                            + _DETECT_STEPS,
 }
+# the public tensors come from anoncodec.contract; only the steps between them live here
+ENSEMBLES = {name: (_tensors(spec, "inputs"), _tensors(spec, "outputs"), _STEPS[name])
+             for name, spec in CONTRACT_ENSEMBLES.items()}
 
 
 def tensor_name(stage: str, short: str) -> str:
