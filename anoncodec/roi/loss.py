@@ -1,4 +1,4 @@
-"""The region-of-interest loss and the full training objective (DESIGN.md section 1).
+"""The region-of-interest loss and the full training objective (docs/ARCHITECTURE.md, section 3).
 
 Imports torch and :mod:`anoncodec.config` only. For an image with boxes ``B``::
 

@@ -2,7 +2,7 @@
 
 Uses the session fixtures of ``tests/integration/conftest.py`` (a tiny untrained codec and
 the offline YOLO person detector exported into a temporary repository, one server on free
-ports) and calls both ensembles over gRPC: the DESIGN.md section 4 contract, the
+ports) and calls both ensembles over gRPC: the anoncodec.contract contract, the
 same results as the in-process pipeline (EdgeEncoder + ONNX Runtime decoder + YoloPersonDetector),
 and one error response per bad request while the server stays up.
 """
