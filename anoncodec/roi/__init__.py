@@ -4,6 +4,6 @@
 detector code can use boxes without loading torch.
 """
 
-from anoncodec.roi.boxes import as_boxes, box_areas, clip_boxes, scale_boxes, shift_boxes, xywh_to_xyxy
+from anoncodec.roi.boxes import as_boxes, clip_boxes, scale_boxes, xywh_to_xyxy
 
-__all__ = ["as_boxes", "box_areas", "clip_boxes", "scale_boxes", "shift_boxes", "xywh_to_xyxy"]
+__all__ = ["as_boxes", "clip_boxes", "scale_boxes", "xywh_to_xyxy"]

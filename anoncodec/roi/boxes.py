@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_boxes", "xywh_to_xyxy", "clip_boxes", "box_areas", "scale_boxes", "shift_boxes"]
+__all__ = ["as_boxes", "xywh_to_xyxy", "clip_boxes", "scale_boxes"]
 
 
 def as_boxes(boxes: object) -> np.ndarray:
@@ -37,17 +37,7 @@ def clip_boxes(boxes: object, height: int, width: int, min_size: float = 1.0) ->
     return b[keep]
 
 
-def box_areas(boxes: object) -> np.ndarray:
-    """Areas of ``xyxy`` boxes (0 for degenerate ones)."""
-    b = as_boxes(boxes)
-    return (b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0)
-
-
 def scale_boxes(boxes: object, sx: float, sy: float) -> np.ndarray:
     """Scale box coordinates (after resizing an image by ``sx`` horizontally, ``sy`` vertically)."""
     return as_boxes(boxes) * np.array([sx, sy, sx, sy], np.float32)
 
-
-def shift_boxes(boxes: object, dx: float, dy: float) -> np.ndarray:
-    """Translate boxes by ``(dx, dy)`` pixels (e.g. ``-crop_x, -crop_y`` after cropping)."""
-    return as_boxes(boxes) + np.array([dx, dy, dx, dy], np.float32)
