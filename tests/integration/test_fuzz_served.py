@@ -1,11 +1,13 @@
 """Malformed requests against the real tritonserver: each gets an error, none hurts it.
 
-Sends one 4096x4096 frame and a few hundred generated requests (:mod:`anoncodec.serving.fuzz`:
-mutated packets, wrong dtypes/ranks/channels, zero-size, oversized and lying shapes,
-malformed BYTES framing, missing and unknown inputs) to both ensembles of the session
-server. Every answer must be ``INVALID_ARGUMENT`` or, for a mutated packet that still
-decodes, a result that follows DESIGN.md section 4; never ``INTERNAL``, never a request
-over its deadline. Every 25 cases the server must be ready and answer valid requests, and
+Sends one 4096x4096 frame and a few hundred generated requests
+(:mod:`anoncodec.qa.fuzz_requests`: mutated packets, wrong dtypes/ranks/channels,
+zero-size, oversized and lying shapes, malformed BYTES framing, missing and unknown
+inputs) to both ensembles of the session server. Every answer must be
+``INVALID_ARGUMENT`` or, for a mutated packet that still decodes, a result that follows
+the serving contract (docs/ARCHITECTURE.md); never ``INTERNAL``, never a request over its
+deadline. A rejected packet's message carries the reason code of the failed check
+(``[packet:crc]``). Every 25 cases the server must be ready and answer valid requests, and
 the RSS of tritonserver and its python stubs must stay flat after the warm-up. The nightly
 run (``fuzz/nightly.py``) does the same with more cases.
 """
@@ -25,7 +27,9 @@ RSS_GROWTH_LIMIT_MIB = 64  # allocator noise is ~10 MiB here; a per-request leak
 
 
 def test_malformed_requests_get_errors_and_the_server_stays_up_and_flat(server, exported):
-    from anoncodec.serving.fuzz import PacketMutator, PacketTarget, ServedCase, TensorSpec, fuzz_server, served_cases
+    from anoncodec.qa.fuzz_packets import PacketMutator, PacketTarget
+    from anoncodec.qa.fuzz_requests import ServedCase, TensorSpec, served_cases
+    from anoncodec.qa.fuzz_server import fuzz_server
 
     target = PacketTarget.from_repository(exported / "repo")
     seeds = target.seed_packets()
