@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from anoncodec.errors import PacketReason
+
 pytestmark = [pytest.mark.slow, pytest.mark.triton]
 
 pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] (extra `serve`) is not installed")
@@ -45,12 +47,16 @@ def test_malformed_requests_get_errors_and_the_server_stays_up_and_flat(server, 
     memory = report.memory
     print(f"served fuzz: {report.cases} cases in {report.elapsed_s:.1f} s: {dict(totals)}; slowest "
           f"{report.slowest_s:.2f} s ({report.slowest_kind}); RSS {memory['before_mib']:.0f} -> "
-          f"{memory['after_mib']:.0f} MiB (peak {memory['peak_mib']:.0f})")
+          f"{memory['after_mib']:.0f} MiB (peak {memory['peak_mib']:.0f}); reasons {dict(report.reasons)}")
     assert report.ok, report.failures[:5]
     assert report.cases + report.skipped == CASES and report.skipped == 0
     assert totals["rejected"] > CASES // 2 and totals["accepted"] > 0
     for kind in ("frame-dtype", "frame-rank", "frame-empty", "frame-oversize", "frame-shape-lie",
                  "packet-framing", "packet-truncated", "packet-bit-flip-crc", "packet-payload-garbage"):
         assert sum(report.outcomes[kind].values()) > 0, kind
+    # rejected packets name the failed check in the error text ([packet:crc] ...), Triton's own
+    # rejections (dtype, shape) have only their status
+    assert set(report.reasons) <= PacketReason.codes() | {"INVALID_ARGUMENT"}, report.reasons
+    assert len(set(report.reasons) & PacketReason.codes()) >= 3, report.reasons
     assert memory["after_mib"] - memory["before_mib"] < RSS_GROWTH_LIMIT_MIB, memory
     assert server.is_ready()
