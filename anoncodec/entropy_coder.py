@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anoncodec.errors import PacketError
+from anoncodec.errors import PacketError, PacketReason
 
 __all__ = ["CategoricalCoder", "FactorizedTables", "quantize_factorized"]
 
@@ -128,7 +128,8 @@ class CategoricalCoder:
         shape = np.shape(indexes)
         idx = self._check_indexes(indexes)
         if len(data) % 4:
-            raise PacketError(f"entropy-coded payload has {len(data)} bytes; expected a multiple of 4")
+            raise PacketError(f"entropy-coded payload has {len(data)} bytes; expected a multiple of 4",
+                              reason=PacketReason.PAYLOAD_LENGTH)
         words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
         order = np.argsort(idx, kind="stable")
         idx_sorted = idx[order]
@@ -163,11 +164,11 @@ class CategoricalCoder:
         except PacketError:
             raise
         except Exception as exc:  # constriction raises plain errors on garbage input
-            raise PacketError(f"entropy decoding failed: {exc}") from exc
+            raise PacketError(f"entropy decoding failed: {exc}", reason=PacketReason.ENTROPY) from exc
         out = np.empty(idx.size, dtype=np.int64)
         out[order] = values + self.offsets[idx_sorted]
         if np.abs(out).max(initial=0) >= 2**31:
-            raise PacketError("entropy decoding produced values out of the int32 range")
+            raise PacketError("entropy decoding produced values out of the int32 range", reason=PacketReason.ENTROPY)
         return out.astype(np.int32).reshape(shape)
 
 
@@ -201,7 +202,8 @@ class FactorizedTables:
         """Table index (= channel) of every element of a ``[C, h, w]`` latent."""
         c, h, w = shape
         if c != self.medians.size:
-            raise PacketError(f"latent has {c} channels; these tables have {self.medians.size}")
+            raise PacketError(f"latent has {c} channels; these tables have {self.medians.size}",
+                              reason=PacketReason.LATENT_SHAPE)
         return np.broadcast_to(np.arange(c, dtype=np.int64).reshape(c, 1, 1), (c, h, w))
 
     def encode(self, y: np.ndarray) -> tuple[bytes, np.ndarray]:

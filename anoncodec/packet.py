@@ -1,6 +1,8 @@
 """The packet: a small versioned binary container for one entropy-coded frame.
 
-Stdlib only, so the camera can write packets without PyTorch. Layout (little endian)::
+Stdlib only, so the camera can write packets without PyTorch. Layout (little endian;
+:data:`HEADER_FIELDS`, :data:`STREAM_FIELDS` and the ``*_SIZE`` constants name it for
+code that builds or inspects raw packets)::
 
     offset  size  field
     0       4     magic  b"ANCP"
@@ -16,9 +18,10 @@ Stdlib only, so the camera can write packets without PyTorch. Layout (little end
     end-4   4     CRC32 of every byte before it
 
 Every malformed input raises :class:`~anoncodec.errors.PacketError` (never another
-exception): wrong magic, unknown version, truncated data, trailing bytes, CRC mismatch,
-absurd shapes. A packet from other weights raises
-:class:`~anoncodec.errors.ModelMismatchError` in :func:`check_model_id`.
+exception) whose ``reason`` names the failed check (:class:`~anoncodec.errors.PacketReason`):
+wrong magic, unknown version, truncated data, trailing bytes, CRC mismatch, absurd shapes.
+A packet from other weights raises :class:`~anoncodec.errors.ModelMismatchError` in
+:func:`check_model_id`.
 """
 
 from __future__ import annotations
@@ -27,12 +30,23 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from anoncodec.errors import ModelMismatchError, PacketError
+from anoncodec.errors import ModelMismatchError, PacketError, PacketReason
 
 __all__ = [
     "MAGIC",
     "VERSION",
     "MAX_SIDE",
+    "Field",
+    "HEADER_FIELDS",
+    "STREAM_FIELDS",
+    "HEADER_SIZE",
+    "STREAM_ENTRY_SIZE",
+    "CRC_SIZE",
+    "MIN_PACKET_SIZE",
+    "header_field",
+    "stream_field",
+    "seal",
+    "PacketReason",
     "Stream",
     "Packet",
     "pack",
@@ -52,9 +66,87 @@ MAX_SYMBOLS = 1 << 26  # latent elements per stream; 16384^2/16^2*192 is ~2e8/..
 ARCH_CODES = {"factorized": 1, "hyperprior": 2}
 ARCH_NAMES = {v: k for k, v in ARCH_CODES.items()}
 
-_HEADER = struct.Struct("<4sBBH16sIIB")
-_STREAM = struct.Struct("<HHHI")
+
+@dataclass(frozen=True)
+class Field:
+    """One fixed-size field of the layout.
+
+    Args:
+        name: field name (``"height"``).
+        offset: byte offset from the start of its record (the packet, or a stream entry).
+        format: :mod:`struct` code without byte order (``"I"``, ``"16s"``).
+    """
+
+    name: str
+    offset: int
+    format: str
+
+    @property
+    def size(self) -> int:
+        """Bytes the field takes."""
+        return struct.calcsize("<" + self.format)
+
+    @property
+    def max_value(self) -> int:
+        """Largest value an integer field holds (``2**(8*size) - 1``)."""
+        return (1 << (8 * self.size)) - 1
+
+    def at(self, base: int) -> "Field":
+        """The same field in a record that starts at ``base``."""
+        return Field(self.name, base + self.offset, self.format)
+
+    def unpack_from(self, data: bytes | bytearray | memoryview):
+        """The field's value in ``data``."""
+        return struct.unpack_from("<" + self.format, data, self.offset)[0]
+
+    def pack_into(self, buffer: bytearray, value) -> None:
+        """Write ``value`` into ``buffer`` at the field's offset."""
+        struct.pack_into("<" + self.format, buffer, self.offset, value)
+
+
+def _record(*spec: tuple[str, str]) -> tuple[Field, ...]:
+    fields, offset = [], 0
+    for name, fmt in spec:
+        fields.append(Field(name, offset, fmt))
+        offset += fields[-1].size
+    return tuple(fields)
+
+
+#: the fixed header at the start of every packet
+HEADER_FIELDS = _record(("magic", "4s"), ("version", "B"), ("architecture", "B"), ("flags", "H"),
+                        ("model_id", f"{MODEL_ID_BYTES}s"), ("height", "I"), ("width", "I"), ("streams", "B"))
+#: one stream table entry (offsets relative to the entry; entries follow the header)
+STREAM_FIELDS = _record(("channels", "H"), ("latent_h", "H"), ("latent_w", "H"), ("payload_length", "I"))
+
+_HEADER = struct.Struct("<" + "".join(f.format for f in HEADER_FIELDS))
+_STREAM = struct.Struct("<" + "".join(f.format for f in STREAM_FIELDS))
 _CRC = struct.Struct("<I")
+
+HEADER_SIZE = _HEADER.size  #: 33
+STREAM_ENTRY_SIZE = _STREAM.size  #: 10
+CRC_SIZE = _CRC.size  #: 4
+MIN_PACKET_SIZE = HEADER_SIZE + STREAM_ENTRY_SIZE + CRC_SIZE  #: one stream, empty payload
+
+
+def header_field(name: str) -> Field:
+    """The header field ``name`` (absolute offset)."""
+    for f in HEADER_FIELDS:
+        if f.name == name:
+            return f
+    raise KeyError(f"no header field {name!r}; expected one of {[f.name for f in HEADER_FIELDS]}")
+
+
+def stream_field(index: int, name: str) -> Field:
+    """Field ``name`` of stream table entry ``index`` (absolute offset)."""
+    for f in STREAM_FIELDS:
+        if f.name == name:
+            return f.at(HEADER_SIZE + index * STREAM_ENTRY_SIZE)
+    raise KeyError(f"no stream field {name!r}; expected one of {[f.name for f in STREAM_FIELDS]}")
+
+
+def seal(body: bytes | bytearray) -> bytes:
+    """``body`` followed by its CRC32: a packet's bytes from everything before the checksum."""
+    return bytes(body) + _CRC.pack(zlib.crc32(body) & 0xFFFFFFFF)
 
 
 @dataclass(frozen=True)
@@ -99,24 +191,30 @@ class Packet:
 
 def _validate(p: Packet) -> None:
     if not isinstance(p.model_id, bytes) or len(p.model_id) != MODEL_ID_BYTES:
-        raise PacketError(f"model id must be {MODEL_ID_BYTES} bytes, got {p.model_id!r}")
+        raise PacketError(f"model id must be {MODEL_ID_BYTES} bytes, got {p.model_id!r}",
+                          reason=PacketReason.MODEL_ID)
     if p.architecture not in ARCH_CODES:
-        raise PacketError(f"unknown architecture {p.architecture!r}; expected one of {sorted(ARCH_CODES)}")
+        raise PacketError(f"unknown architecture {p.architecture!r}; expected one of {sorted(ARCH_CODES)}",
+                          reason=PacketReason.ARCHITECTURE)
     for name, side in (("height", p.height), ("width", p.width)):
         if not (isinstance(side, int) and 1 <= side <= MAX_SIDE):
-            raise PacketError(f"image {name}={side!r}; expected 1..{MAX_SIDE}")
+            raise PacketError(f"image {name}={side!r}; expected 1..{MAX_SIDE}", reason=PacketReason.FRAME_SIZE)
     if not 1 <= len(p.streams) <= MAX_STREAMS:
-        raise PacketError(f"packet has {len(p.streams)} streams; expected 1..{MAX_STREAMS}")
+        raise PacketError(f"packet has {len(p.streams)} streams; expected 1..{MAX_STREAMS}",
+                          reason=PacketReason.STREAMS)
     for i, s in enumerate(p.streams):
         if len(s.shape) != 3 or not all(isinstance(d, int) and d >= 1 for d in s.shape):
-            raise PacketError(f"stream {i}: latent shape {s.shape!r}; expected 3 positive ints (C, h, w)")
+            raise PacketError(f"stream {i}: latent shape {s.shape!r}; expected 3 positive ints (C, h, w)",
+                              reason=PacketReason.LATENT_SHAPE)
         c, h, w = s.shape
         if c > MAX_CHANNELS or h > p.height or w > p.width or c * h * w > MAX_SYMBOLS:
             raise PacketError(
-                f"stream {i}: absurd latent shape {s.shape} for a {p.height}x{p.width} image"
+                f"stream {i}: absurd latent shape {s.shape} for a {p.height}x{p.width} image",
+                reason=PacketReason.LATENT_SHAPE,
             )
         if not isinstance(s.data, (bytes, bytearray)):
-            raise PacketError(f"stream {i}: payload must be bytes, got {type(s.data).__name__}")
+            raise PacketError(f"stream {i}: payload must be bytes, got {type(s.data).__name__}",
+                              reason=PacketReason.TYPE)
 
 
 def pack(packet: Packet) -> bytes:
@@ -129,48 +227,55 @@ def pack(packet: Packet) -> bytes:
     ]
     parts += [_STREAM.pack(*s.shape, len(s.data)) for s in packet.streams]
     parts += [bytes(s.data) for s in packet.streams]
-    body = b"".join(parts)
-    return body + _CRC.pack(zlib.crc32(body) & 0xFFFFFFFF)
+    return seal(b"".join(parts))
 
 
 def unpack(data: bytes | bytearray | memoryview) -> Packet:
     """Parse and validate a packet.
 
     Raises:
-        PacketError: for any malformed input, with what was wrong and what was expected.
+        PacketError: for any malformed input, with what was wrong and what was expected;
+            its ``reason`` is the :class:`~anoncodec.errors.PacketReason` code of the check.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise PacketError(f"packet must be bytes, got {type(data).__name__}")
+        raise PacketError(f"packet must be bytes, got {type(data).__name__}", reason=PacketReason.TYPE)
     data = bytes(data)
-    minimum = _HEADER.size + _STREAM.size + _CRC.size
-    if len(data) < minimum:
-        raise PacketError(f"packet truncated: {len(data)} bytes, a packet has at least {minimum}")
+    if len(data) < MIN_PACKET_SIZE:
+        raise PacketError(f"packet truncated: {len(data)} bytes, a packet has at least {MIN_PACKET_SIZE}",
+                          reason=PacketReason.TRUNCATED)
     magic, version, arch, flags, model_id, height, width, n_streams = _HEADER.unpack_from(data)
     if magic != MAGIC:
-        raise PacketError(f"not an anoncodec packet: magic {magic!r}, expected {MAGIC!r}")
+        raise PacketError(f"not an anoncodec packet: magic {magic!r}, expected {MAGIC!r}",
+                          reason=PacketReason.MAGIC)
     if version != VERSION:
         raise PacketError(
             f"unsupported packet format version {version}; this build reads version {VERSION} "
-            "(upgrade anoncodec on the older side)"
+            "(upgrade anoncodec on the older side)",
+            reason=PacketReason.VERSION,
         )
-    (crc,) = _CRC.unpack_from(data, len(data) - _CRC.size)
-    body = data[: -_CRC.size]
+    (crc,) = _CRC.unpack_from(data, len(data) - CRC_SIZE)
+    body = data[:-CRC_SIZE]
     if zlib.crc32(body) & 0xFFFFFFFF != crc:
-        raise PacketError("packet CRC32 mismatch: the data was corrupted or truncated in transit")
+        raise PacketError("packet CRC32 mismatch: the data was corrupted or truncated in transit",
+                          reason=PacketReason.CRC)
     if arch not in ARCH_NAMES:
-        raise PacketError(f"unknown architecture code {arch}; expected one of {sorted(ARCH_NAMES)}")
+        raise PacketError(f"unknown architecture code {arch}; expected one of {sorted(ARCH_NAMES)}",
+                          reason=PacketReason.ARCHITECTURE)
     if flags != 0:
-        raise PacketError(f"reserved flags are {flags:#06x}; expected 0")
+        raise PacketError(f"reserved flags are {flags:#06x}; expected 0", reason=PacketReason.FLAGS)
     if not 1 <= n_streams <= MAX_STREAMS:
-        raise PacketError(f"packet declares {n_streams} streams; expected 1..{MAX_STREAMS}")
-    table_end = _HEADER.size + n_streams * _STREAM.size
+        raise PacketError(f"packet declares {n_streams} streams; expected 1..{MAX_STREAMS}",
+                          reason=PacketReason.STREAMS)
+    table_end = HEADER_SIZE + n_streams * STREAM_ENTRY_SIZE
     if len(body) < table_end:
-        raise PacketError(f"packet truncated inside the stream table ({len(body)} < {table_end} bytes)")
-    entries = [_STREAM.unpack_from(body, _HEADER.size + i * _STREAM.size) for i in range(n_streams)]
+        raise PacketError(f"packet truncated inside the stream table ({len(body)} < {table_end} bytes)",
+                          reason=PacketReason.TRUNCATED)
+    entries = [_STREAM.unpack_from(body, HEADER_SIZE + i * STREAM_ENTRY_SIZE) for i in range(n_streams)]
     total = table_end + sum(e[3] for e in entries)
     if total != len(body):
         raise PacketError(
-            f"packet length mismatch: stream table declares {total} bytes before the CRC, found {len(body)}"
+            f"packet length mismatch: stream table declares {total} bytes before the CRC, found {len(body)}",
+            reason=PacketReason.LENGTH,
         )
     streams, offset = [], table_end
     for c, h, w, length in entries:

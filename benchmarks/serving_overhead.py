@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import signal
 import sys
 import threading
@@ -118,8 +117,9 @@ def missing_model_files(repository: Path) -> list[Path]:
 
 def config_parameters(config: Path) -> dict[str, str]:
     """The string ``parameters`` of a ``config.pbtxt`` (what Triton hands the python stage)."""
-    pattern = r'key:\s*"([^"]+)"\s*value:\s*\{\s*string_value:\s*"([^"]*)"\s*\}'
-    return dict(re.findall(pattern, config.read_text()))
+    from anoncodec.serving.model_config import read_model_config
+
+    return read_model_config(config).parameters
 
 
 # --- (b) the same stages in this process ----------------------------------------------------

@@ -5,7 +5,7 @@ against the served ensembles.
     .venv/bin/python fuzz/nightly.py [--repository DIR] [--cases 20000] [--served-cases 1000]
         [--seed 0] [--url HOST:PORT] [--out fuzz/results/nightly.json]
 
-(``make fuzz`` does both.) Two runs, logic in :mod:`anoncodec.serving.fuzz`:
+(``make fuzz`` does both.) Two runs, logic in :mod:`anoncodec.qa` (``fuzz_*``):
 
 1. in process: ``--cases`` mutated packets (random bytes, truncations, bit flips with and
    without a fixed CRC, boundary header values, garbage payloads, huge declared frames,
@@ -80,15 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from anoncodec.errors import AnoncodecError
     from anoncodec.evaluation.latency import environment, write_record
-    from anoncodec.serving.fuzz import (
-        PacketMutator,
-        PacketTarget,
-        ServedCase,
-        TensorSpec,
-        fuzz_decoder,
-        fuzz_server,
-        served_cases,
-    )
+    from anoncodec.qa.fuzz_packets import PacketMutator, PacketTarget, fuzz_decoder
+    from anoncodec.qa.fuzz_requests import ServedCase, TensorSpec, served_cases
+    from anoncodec.qa.fuzz_server import fuzz_server
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

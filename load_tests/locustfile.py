@@ -16,13 +16,13 @@ Frames (``--video``, first ``--frames`` frames) and packets are prepared once pe
 before any user starts, and every call is reported through Locust's ``request`` event
 (request type ``grpc``, name = ensemble, response length = payload bytes), so Locust's
 CSV/HTML reports show both ensembles. ``StepLoadShape`` follows
-:class:`anoncodec.loadtest.StepLoad` (``--start-users``, ``--step-users``,
+:class:`anoncodec.qa.loadtest.StepLoad` (``--start-users``, ``--step-users``,
 ``--max-users``, ``--step-seconds``) and, with ``--stop-on-breach``, stops after the first
 step whose p95 exceeds ``--slo-ms`` or that had a failure. ``--requests-csv`` keeps every
 request for the per-step capacity summary (``load_tests/run.py`` writes it).
 
 This file imports only what camera clients import (``anoncodec.edge``, ``tritonclient``)
-plus Locust and :mod:`anoncodec.loadtest`.
+plus Locust and :mod:`anoncodec.qa.loadtest`.
 """
 
 # gRPC must cooperate with gevent's event loop before any channel exists.
@@ -42,7 +42,7 @@ from tritonclient.utils import InferenceServerException  # noqa: E402
 
 from anoncodec.contract import ANALYZE_BITSTREAM, ANONYMIZE_FRAME  # noqa: E402
 from anoncodec.edge.request import payload_size, request_inputs, requested_outputs  # noqa: E402
-from anoncodec.loadtest import (  # noqa: E402
+from anoncodec.qa.loadtest import (  # noqa: E402
     DEFAULT_SLO_MS,
     RequestRecord,
     StepLoad,
@@ -199,7 +199,7 @@ class AnalyzeBitstreamUser(_EnsembleUser):
 
 
 class StepLoadShape(LoadTestShape):
-    """The staircase of :class:`anoncodec.loadtest.StepLoad`, optionally stopping at the first breach."""
+    """The staircase of :class:`anoncodec.qa.loadtest.StepLoad`, optionally stopping at the first breach."""
 
     def tick(self):
         options = self.runner.environment.parsed_options

@@ -16,7 +16,7 @@ Writes into ``--out``: per run ``<name>_stats.csv``, ``<name>_stats_history.csv`
 ``<name>_requests.csv`` (every request) and ``<name>_run.json``; then ``summary.json``
 (every step, the capacity per ensemble, machine and versions) and ``summary.md`` (the
 table, also printed). Capacity = the highest req/s of a step whose p95 stays within
-``--slo-ms`` with 0 failures (:mod:`anoncodec.loadtest`). Exit status 1 when a Locust run
+``--slo-ms`` with 0 failures (:mod:`anoncodec.qa.loadtest`). Exit status 1 when a Locust run
 fails, or with ``--require-no-failures`` when any request failed.
 """
 
@@ -44,7 +44,7 @@ USER_CLASSES = {ANONYMIZE_FRAME.name: "AnonymizeFrameUser", ANALYZE_BITSTREAM.na
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from anoncodec.loadtest import DEFAULT_SLO_MS
+    from anoncodec.qa.loadtest import DEFAULT_SLO_MS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", help="gRPC address host:port of a running Triton (default: start the local "
@@ -83,7 +83,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def step_load(args: argparse.Namespace):
-    from anoncodec.loadtest import StepLoad
+    from anoncodec.qa.loadtest import StepLoad
 
     return StepLoad(start_users=args.start_users, step_users=args.step_users, max_users=args.max_users,
                     step_s=args.step_seconds, settle_s=args.settle_seconds)
@@ -108,8 +108,8 @@ def locust_command(args: argparse.Namespace, url: str, ensembles: Sequence[str],
 
 
 def run_staircase(args: argparse.Namespace, url: str, ensembles: Sequence[str], name: str):
-    """Run Locust once; returns the :class:`~anoncodec.loadtest.CapacityReport` (None if Locust failed)."""
-    from anoncodec.loadtest import CapacityReport, read_requests_csv
+    """Run Locust once; returns the :class:`~anoncodec.qa.loadtest.CapacityReport` (None if Locust failed)."""
+    from anoncodec.qa.loadtest import CapacityReport, read_requests_csv
 
     out = Path(args.out)
     prefix = out / name
@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if server is not None:
             server.close()
     from anoncodec.evaluation.latency import environment
-    from anoncodec.loadtest import render_table
+    from anoncodec.qa.loadtest import render_table
 
     record = {"kind": "locust_capacity", "slo_ms": args.slo_ms, "server": "local" if server else args.url,
               **environment(), "runs": {k: (None if v is None else v.to_dict()) for k, v in runs.items()}}

@@ -34,7 +34,7 @@ import run as step_runner  # noqa: E402  (load_tests/run.py: the Locust command 
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from anoncodec.loadtest import DEFAULT_SLO_MS
+    from anoncodec.qa.loadtest import DEFAULT_SLO_MS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -77,7 +77,7 @@ def capacity_users(path: str | Path) -> int | None:
 
 def windows(records, duration_s: float, window_s: float) -> list[dict]:
     """Per window of ``window_s``: requests, failures, req/s, p50/p95 latency (ms)."""
-    from anoncodec.loadtest import percentile
+    from anoncodec.qa.loadtest import percentile
 
     out = []
     start = 0.0
@@ -95,7 +95,7 @@ def windows(records, duration_s: float, window_s: float) -> list[dict]:
 
 
 def _sample_memory(pid: int, period_s: float, stop: threading.Event, samples: list) -> None:
-    from anoncodec.serving.fuzz import process_tree_rss
+    from anoncodec.qa.fuzz_server import process_tree_rss
 
     started = time.monotonic()
     while not stop.is_set():
@@ -127,7 +127,7 @@ def render(record: dict) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from anoncodec.evaluation.latency import environment
-    from anoncodec.loadtest import read_requests_csv
+    from anoncodec.qa.loadtest import read_requests_csv
 
     users = args.users or capacity_users(args.capacity) or 2
     out = Path(args.out)

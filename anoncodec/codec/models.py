@@ -33,7 +33,7 @@ from anoncodec.codec.layers import analysis_transform, hyper_analysis, hyper_syn
 from anoncodec.codec.registry import register_model
 from anoncodec.config import CodecConfig
 from anoncodec.entropy_coder import CategoricalCoder, FactorizedTables
-from anoncodec.errors import ExportError, PacketError
+from anoncodec.errors import ExportError, PacketError, PacketReason
 from anoncodec.packet import Packet, Stream, check_model_id, padding
 
 __all__ = ["RoiCodec", "FactorizedPrior", "ScaleHyperprior"]
@@ -101,7 +101,9 @@ class RoiCodec(CompressionModel):
         if packet.architecture != self.architecture or len(packet.streams) != n_streams:
             raise PacketError(
                 f"packet holds a {packet.architecture} latent with {len(packet.streams)} streams; "
-                f"this is a {self.architecture} model with {n_streams}"
+                f"this is a {self.architecture} model with {n_streams}",
+                reason=PacketReason.ARCHITECTURE if packet.architecture != self.architecture
+                else PacketReason.STREAMS,
             )
 
     def _cached(self, key: str, build):
@@ -220,7 +222,7 @@ class FactorizedPrior(RoiCodec):
         expected = (self.config.M, -(-packet.height // f), -(-packet.width // f))
         if stream.shape != expected:
             raise PacketError(f"latent shape {stream.shape} does not fit a {packet.height}x{packet.width} "
-                              f"image; expected {expected}")
+                              f"image; expected {expected}", reason=PacketReason.LATENT_SHAPE)
         y_hat = self.entropy_tables().decode(stream.data, stream.shape)
         device = next(self.parameters()).device
         x_hat = self.g_s(torch.from_numpy(y_hat)[None].to(device))
@@ -319,7 +321,7 @@ class ScaleHyperprior(RoiCodec):
         hz, wz = -(-packet.height // f), -(-packet.width // f)
         if z_stream.shape != (self.config.N, hz, wz) or y_stream.shape != (self.config.M, 4 * hz, 4 * wz):
             raise PacketError(f"latent shapes {y_stream.shape}, {z_stream.shape} do not fit a "
-                              f"{packet.height}x{packet.width} image")
+                              f"{packet.height}x{packet.width} image", reason=PacketReason.LATENT_SHAPE)
         z_hat = self._z_tables().decode(z_stream.data, z_stream.shape)
         indexes = self._indexes(z_hat, y_stream.shape)
         y_hat = self._y_coder().decode(y_stream.data, indexes).astype(np.float32)

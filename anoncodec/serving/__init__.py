@@ -1,5 +1,6 @@
-"""Serving: the pure numpy stages behind the Triton model repository, its configs, the
-export into it and the local ``tritonserver`` launcher.
+"""Serving: the pure numpy stages behind the Triton model repository, its configs (written
+by ``repository``, read by ``model_config``), the export into it and the local
+``tritonserver`` launcher. Only what the server runs: test tooling is in :mod:`anoncodec.qa`.
 
 May import numpy, onnxruntime, opencv and anoncodec's errors, config, packet,
 entropy_coder, edge and detectors; torch and :mod:`anoncodec.codec` only lazily inside

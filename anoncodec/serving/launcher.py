@@ -3,7 +3,7 @@
 Stdlib + anoncodec's errors/config and :mod:`anoncodec.serving.runtime` (to check the
 repository's files); never torch. The wheel ships Triton 2.51 with only the python
 backend (no ONNX Runtime/TensorRT backends), so ONNX stages must be exported with
-``--backend python`` to run here (DESIGN.md section 5):
+``--backend python`` to run here (docs/ARCHITECTURE.md, serving):
 
 - binary ``site-packages/pytriton/tritonserver/bin/tritonserver``, shared libraries in
   ``site-packages/nvidia_pytriton.libs`` (``LD_LIBRARY_PATH``);
@@ -46,6 +46,7 @@ from pathlib import Path
 
 from anoncodec.config import ServeConfig, is_loopback
 from anoncodec.errors import ConfigError, ExportError, MissingDependencyError, ServerUnavailableError
+from anoncodec.serving.model_config import read_model_config
 from anoncodec.serving.python_model import SYS_PATH_ENV
 from anoncodec.serving.repository import ENSEMBLES, ONNX_STAGES, PYTHON_STAGES
 from anoncodec.serving.runtime import missing_files
@@ -120,9 +121,6 @@ def build_backend_dir(install: TritonInstall, dest: str | Path) -> Path:
     return Path(dest)
 
 
-_PLATFORM = re.compile(r'^\s*platform:\s*"([^"]+)"', re.MULTILINE)
-
-
 def check_repository(repository: str | Path) -> Path:
     """Refuse a model repository the pip ``tritonserver`` cannot serve, with the next step.
 
@@ -139,9 +137,13 @@ def check_repository(repository: str | Path) -> Path:
         if not config.is_file():
             problems.append(f"{config} is missing")
             continue
-        platform = _PLATFORM.search(config.read_text())
+        try:
+            platform = read_model_config(config).platform
+        except ConfigError as exc:
+            problems.append(str(exc))
+            continue
         if name in ONNX_STAGES and platform:
-            raise ExportError(f"{config} uses platform {platform.group(1)!r}, which the pip tritonserver "
+            raise ExportError(f"{config} uses platform {platform!r}, which the pip tritonserver "
                               "lacks (python backend only); re-export with `anoncodec export --backend "
                               "python`, or serve this repository with the NGC Triton image")
         if name not in ENSEMBLES:

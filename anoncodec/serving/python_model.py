@@ -6,32 +6,24 @@ stub) and :mod:`anoncodec.serving.runtime`; never torch. A ``model.py`` is then:
     from anoncodec.serving.python_model import stage_model
     TritonPythonModel = stage_model("quantize")
 
-after it has put the venv's site-packages and the repository on ``sys.path`` (the stub
-runs in isolated mode and ignores ``PYTHONPATH``; see :func:`add_search_path`).
+after it has put the folders named by ``$ANONCODEC_SYS_PATH`` (:data:`SYS_PATH_ENV`: the
+venv's site-packages and the source tree, exported by the launcher) on ``sys.path``: the
+stub runs in isolated mode and ignores ``PYTHONPATH``, and a ``model.py`` cannot import
+anoncodec before that, so each one does it inline.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
 import traceback
 from pathlib import Path
 
-__all__ = ["SYS_PATH_ENV", "add_search_path", "stage_model"]
+__all__ = ["SYS_PATH_ENV", "stage_model"]
 
 # os.pathsep-separated folders the launcher exports for model.py files (venv site-packages,
 # the source tree); each model.py reads it before importing anoncodec.
 SYS_PATH_ENV = "ANONCODEC_SYS_PATH"
-
-
-def add_search_path(environ: dict | None = None) -> None:
-    """Put the folders named by ``$ANONCODEC_SYS_PATH`` in front of ``sys.path``."""
-    value = (environ if environ is not None else os.environ).get(SYS_PATH_ENV, "")
-    for folder in reversed([p for p in value.split(os.pathsep) if p]):
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
 
 
 def stage_model(stage: str) -> type:
@@ -40,7 +32,8 @@ def stage_model(stage: str) -> type:
     ``initialize`` reads the config (output dtypes, string parameters) and the stage's
     files; ``execute`` answers every request with exactly one response: an
     :class:`~anoncodec.errors.AnoncodecError` becomes ``INVALID_ARG`` for that request
-    only, anything else ``INTERNAL`` with the traceback in the server log.
+    only, its message led by the error's :func:`~anoncodec.errors.tag` (``[packet:crc]``)
+    when it has a reason, anything else ``INTERNAL`` with the traceback in the server log.
     """
 
     class TritonPythonModel:
@@ -102,7 +95,7 @@ def stage_model(stage: str) -> type:
             return arrays
 
         def _respond(self, outcome, seconds: float):
-            from anoncodec.errors import AnoncodecError
+            from anoncodec.errors import AnoncodecError, tag
 
             pb = self.pb
             try:
@@ -114,7 +107,7 @@ def stage_model(stage: str) -> type:
                 return pb.InferenceResponse(output_tensors=tensors)
             except AnoncodecError as exc:
                 self._count("invalid", seconds)
-                return pb.InferenceResponse(error=pb.TritonError(f"{self.model_name}: {exc}",
+                return pb.InferenceResponse(error=pb.TritonError(f"{self.model_name}: {tag(exc)}{exc}",
                                                                  pb.TritonError.INVALID_ARG))
             except Exception as exc:  # a bug: report it, keep serving
                 self._count("error", seconds)

@@ -26,7 +26,7 @@ import numpy as np
 from anoncodec.detectors.person import LetterboxParams, decode_yolo, letterbox
 from anoncodec.edge.encoder import frame_to_input
 from anoncodec.entropy_coder import FactorizedTables
-from anoncodec.errors import InvalidRequestError, PacketError
+from anoncodec.errors import InvalidRequestError, PacketError, PacketReason
 from anoncodec.packet import MAX_SIDE, check_model_id, padding, unpack
 
 __all__ = [
@@ -72,7 +72,8 @@ class FrameLimits:
             raise InvalidRequestError(
                 f"{what} is {height}x{width} pixels (HxW); this server accepts 1x1 up to "
                 f"{self.max_height}x{self.max_width}: resize it on the camera, or re-export the "
-                "model repository with larger --max-height/--max-width"
+                "model repository with larger --max-height/--max-width",
+                reason=PacketReason.FRAME_SIZE,
             )
 
 
@@ -195,7 +196,9 @@ def decode_packet(packet: np.ndarray | bytes, tables: FactorizedTables, codec: C
     check_model_id(parsed, codec.model_id)
     if parsed.architecture != codec.architecture or len(parsed.streams) != 1:
         raise PacketError(f"packet holds a {parsed.architecture!r} latent with {len(parsed.streams)} "
-                          f"stream(s); this server decodes {codec.architecture!r} packets with one stream")
+                          f"stream(s); this server decodes {codec.architecture!r} packets with one stream",
+                          reason=PacketReason.ARCHITECTURE if parsed.architecture != codec.architecture
+                          else PacketReason.STREAMS)
     limits.check(parsed.height, parsed.width, "the packet's frame")
     pad_h, pad_w = padding(parsed.height, parsed.width, codec.downsampling)
     expected = (codec.latent_channels, (parsed.height + pad_h) // codec.downsampling,
@@ -203,7 +206,7 @@ def decode_packet(packet: np.ndarray | bytes, tables: FactorizedTables, codec: C
     stream = parsed.streams[0]
     if tuple(stream.shape) != expected:
         raise PacketError(f"packet latent shape {stream.shape} does not match a {parsed.height}x"
-                          f"{parsed.width} frame; expected {expected}")
+                          f"{parsed.width} frame; expected {expected}", reason=PacketReason.LATENT_SHAPE)
     y_hat = tables.decode(stream.data, stream.shape)
     return y_hat[None].astype(np.float32), np.array([parsed.height, parsed.width], dtype=np.int64)
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from anoncodec.entropy_coder import CategoricalCoder, FactorizedTables, quantize_factorized
-from anoncodec.errors import PacketError
+from anoncodec.errors import PacketError, PacketReason
 
 
 def coder() -> CategoricalCoder:
@@ -68,3 +68,19 @@ def test_channel_mismatch():
     tables = FactorizedTables(medians=np.zeros(2, np.float32), coder=coder(), model_id=b"m" * 16)
     with pytest.raises(PacketError, match="channels"):
         tables.decode(b"", (3, 1, 1))
+
+
+def test_rejections_carry_their_reason_code():
+    with pytest.raises(PacketError) as caught:
+        coder().decode(b"abc", np.zeros((4, 4), dtype=np.int64))
+    assert caught.value.reason == PacketReason.PAYLOAD_LENGTH
+    # almost every symbol escapes: garbage words soon break the range decoder
+    escaping = CategoricalCoder(pmfs=[np.array([1, 60000])], offsets=np.array([0]))
+    data = np.random.default_rng(74).integers(0, 256, size=32, dtype=np.uint8).tobytes()
+    with pytest.raises(PacketError, match="entropy decoding failed") as caught:
+        escaping.decode(data, np.zeros(16, dtype=np.int64))
+    assert caught.value.reason == PacketReason.ENTROPY
+    tables = FactorizedTables(medians=np.zeros(2, np.float32), coder=coder(), model_id=b"m" * 16)
+    with pytest.raises(PacketError) as caught:
+        tables.decode(b"", (3, 1, 1))
+    assert caught.value.reason == PacketReason.LATENT_SHAPE

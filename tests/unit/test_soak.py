@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from anoncodec.loadtest import RequestRecord
+from anoncodec.qa.loadtest import RequestRecord
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "load_tests"))

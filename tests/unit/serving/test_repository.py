@@ -106,6 +106,10 @@ def test_check_repository_asks_for_an_export(tmp_path):
     write_configs(tmp_path, RepositoryOptions(backend="onnxruntime"))
     with pytest.raises(ExportError, match="--backend python"):
         check_repository(tmp_path)
+    write_configs(tmp_path)
+    (tmp_path / "frame_preprocess" / "config.pbtxt").write_text('name: "frame_preprocess"\nbackend: "python\n')
+    with pytest.raises(ExportError, match=r"frame_preprocess/config.pbtxt: config.pbtxt line 2.*anoncodec export"):
+        check_repository(tmp_path)
 
 
 def test_port_in_use():

@@ -156,6 +156,26 @@ def test_adapter_answers_each_request_once(repo, pb):
     model.finalize()
 
 
+def test_adapter_tags_a_rejection_with_its_reason_code(repo, pb):
+    from anoncodec.errors import parse_tag
+
+    model = _model(repo, "entropy_decode")
+    name = "entropy_decode_packet"
+    packet = {name: pb.Tensor(name, np.array([b"ANCP\x01 too short"], dtype=object))}
+    text = {name: pb.Tensor(name, np.array(["text"], dtype=object))}
+    short, untagged = model.execute([packet, text])
+    assert short.error.code == "INVALID_ARG"
+    assert short.error.message.startswith("entropy_decode: [packet:truncated] packet truncated")
+    assert parse_tag(short.error.message) == ("packet", "truncated")
+    # a request error without a reason code keeps its plain message
+    assert untagged.error.code == "INVALID_ARG" and parse_tag(untagged.error.message) is None
+    frame = np.zeros((200, 30, 3), np.uint8)
+    (too_big,) = _model(repo, "frame_preprocess").execute(
+        [{"frame_preprocess_frame": pb.Tensor("frame_preprocess_frame", frame)}])
+    assert parse_tag(too_big.error.message) == ("request", "frame-size")
+    model.finalize()
+
+
 def test_adapter_reports_bugs_as_internal(repo, pb, monkeypatch):
     model = _model(repo, "frame_preprocess")
     monkeypatch.setattr(model.stage, "run", lambda inputs: 1 / 0)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from anoncodec.entropy_coder import CategoricalCoder, FactorizedTables
-from anoncodec.errors import ModelMismatchError, PacketError
+from anoncodec.errors import ModelMismatchError, PacketError, PacketReason
 from anoncodec.packet import Packet, Stream, pack
 from anoncodec.serving.stages import (
     CodecInfo,
@@ -125,6 +125,23 @@ def test_decode_packet_rejects_bad_packets(tables, codec):
     for packet, error, match in cases:
         with pytest.raises(error, match=match):
             decode_packet(packet, tables, codec, FrameLimits(max_height=64, max_width=64))
+
+
+def test_decode_packet_rejections_carry_their_reason_code(tables, codec):
+    hyperprior = pack(Packet(MODEL_ID, "hyperprior", 40, 52, (Stream((C, 3, 4), b""), Stream((2, 1, 1), b""))))
+    two_streams = pack(Packet(MODEL_ID, "factorized", 40, 52, (Stream((C, 3, 4), b""),) * 2))
+    cases = [
+        (_packet(tables, model_id=bytes(16)), PacketReason.MODEL_ID),
+        (hyperprior, PacketReason.ARCHITECTURE),
+        (two_streams, PacketReason.STREAMS),
+        (_packet(tables, shape=(C, 2, 4)), PacketReason.LATENT_SHAPE),
+        (_packet(tables, h=100, w=52), PacketReason.FRAME_SIZE),
+        (_packet(tables)[:-7], PacketReason.CRC),
+    ]
+    for packet, reason in cases:
+        with pytest.raises((PacketError, InvalidRequestError)) as caught:
+            decode_packet(packet, tables, codec, FrameLimits(max_height=64, max_width=64))
+        assert caught.value.reason == reason, str(caught.value)
 
 
 def test_crop_frame_rounds_and_clips():

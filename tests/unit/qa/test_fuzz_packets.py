@@ -1,15 +1,12 @@
 """Fuzzing the packet parser and the entropy decoder in process (no server, no torch).
 
-A few hundred generated cases of :mod:`anoncodec.serving.fuzz` (the nightly script runs
-10,000+), plus hypothesis properties aimed at the layers random bytes rarely reach: a
-valid header and CRC over a garbage payload (the range decoder) and boundary values in
-every header field.
+A few hundred generated cases of :mod:`anoncodec.qa.fuzz_packets` (the nightly script
+runs 10,000+), plus hypothesis properties aimed at the layers random bytes rarely reach:
+a valid header and CRC over a garbage payload (the range decoder) and boundary values in
+every header field. Raw packets are built from :mod:`anoncodec.packet`'s layout.
 """
 
 from __future__ import annotations
-
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -17,16 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anoncodec.entropy_coder import CategoricalCoder, FactorizedTables
-from anoncodec.errors import AnoncodecError
-from anoncodec.packet import unpack
-from anoncodec.serving.fuzz import (
-    FuzzReport,
+from anoncodec.errors import AnoncodecError, InvalidRequestError, PacketError, PacketReason
+from anoncodec.packet import CRC_SIZE, HEADER_FIELDS, STREAM_FIELDS, header_field, seal, stream_field, unpack
+from anoncodec.qa.fuzz_packets import (
     PacketCase,
     PacketMutator,
     PacketTarget,
     fuzz_decoder,
-    reason,
-    served_cases,
+    raw_packet,
+    rejection_reason,
 )
 from anoncodec.serving.stages import CodecInfo, FrameLimits
 
@@ -85,9 +81,9 @@ def test_a_crash_a_wrong_acceptance_and_a_rejected_seed_are_failures(target, see
             return super().decode(data)
 
     broken = Broken(target.tables, target.codec, target.limits)
-    foreign = bytearray(seeds[2][:-4])
-    foreign[8] ^= 1
-    foreign = bytes(foreign) + struct.pack("<I", zlib.crc32(foreign))
+    foreign = bytearray(seeds[2][:-CRC_SIZE])
+    foreign[header_field("model_id").offset] ^= 1
+    foreign = seal(foreign)
     report = fuzz_decoder(broken, [PacketCase("valid", seeds[0]), PacketCase("valid", seeds[1]),
                                    PacketCase("valid", foreign), PacketCase("valid", seeds[3])])
     assert report.failure_count == 3 and not report.ok
@@ -99,9 +95,12 @@ def test_a_crash_a_wrong_acceptance_and_a_rejected_seed_are_failures(target, see
 
 def _with_payload(seed: bytes, payload: bytes) -> bytes:
     packet = unpack(seed)
-    (c, h, w) = packet.streams[0].shape
-    body = seed[:33] + struct.pack("<HHHI", c, h, w, len(payload)) + payload
-    return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
+    return raw_packet(packet.height, packet.width, [(*packet.streams[0].shape, payload)], packet.model_id)
+
+
+def test_with_payload_rebuilds_a_seed_byte_for_byte(seeds):
+    for seed in seeds:
+        assert _with_payload(seed, unpack(seed).streams[0].data) == seed
 
 
 @settings(max_examples=300, deadline=None)
@@ -114,46 +113,31 @@ def test_any_payload_under_a_valid_header_decodes_or_raises_packet_error(target,
     assert y_hat.dtype == np.float32 and np.isfinite(y_hat).all()
 
 
-_FIELDS = [(4, "<B"), (5, "<B"), (6, "<H"), (24, "<I"), (28, "<I"), (32, "<B"), (33, "<H"), (35, "<H"),
-           (37, "<H"), (39, "<I")]
+# every integer field of the header and of the first stream table entry
+_FIELDS = [f for f in HEADER_FIELDS if f.name not in ("magic", "model_id")] + [
+    stream_field(0, f.name) for f in STREAM_FIELDS]
 
 
 @settings(max_examples=300, deadline=None)
 @given(which=st.integers(0, 4), field=st.sampled_from(_FIELDS), value=st.integers(0, 2**32 - 1))
 def test_any_header_value_with_a_valid_crc_is_handled(target, seeds, which, field, value):
-    offset, fmt = field
-    body = bytearray(seeds[which][:-4])
-    struct.pack_into(fmt, body, offset, value % (1 << (8 * struct.calcsize(fmt))))
-    data = bytes(body) + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
+    body = bytearray(seeds[which][:-CRC_SIZE])
+    field.pack_into(body, value % (field.max_value + 1))
+    data = seal(body)
     try:
         target.decode(data)
     except AnoncodecError:
         pass
 
 
-def test_reasons_name_the_failed_check():
-    assert reason("packet CRC32 mismatch: ...") == "crc"
-    assert reason("entropy decoding failed: ...") == "entropy"
-    assert reason("something new") == "other"
+def test_rejections_are_sorted_by_the_error_reason_code_not_its_message():
+    assert rejection_reason(PacketError("says nothing about checksums", reason=PacketReason.CRC)) == "crc"
+    assert rejection_reason(InvalidRequestError("x", reason=PacketReason.FRAME_SIZE)) == "frame-size"
+    assert rejection_reason(PacketError("packet CRC32 mismatch")) == "other"  # no code: no guessing
+    assert rejection_reason(AnoncodecError("something new")) == "other"
 
 
-def test_served_cases_mix_packets_and_malformed_tensors(target, seeds):
-    mutator = PacketMutator(seeds, target.codec, target.limits, seed=0)
-    cases = served_cases(mutator, 300, target.limits, seed=0, huge_frame=(64, 64))
-    assert len(cases) == 300 and cases[0].kind == "frame-huge"
-    kinds = {c.kind for c in cases}
-    for kind in ("frame-dtype", "frame-rank", "frame-empty", "frame-oversize", "frame-shape-lie",
-                 "packet-framing", "packet-count", "frame-tiny-valid"):
-        assert kind in kinds, kind
-    assert sum(c.model == "analyze_bitstream" for c in cases) > 100
-    assert {c.expect for c in cases if c.kind.startswith("frame-") and c.kind != "frame-tiny-valid"} == {"reject"}
-    oversize = [c.inputs[0].array.shape for c in cases if c.kind == "frame-oversize"]
-    assert all(h > 240 or w > 320 for h, w, _ in oversize)
-
-
-def test_report_serializes_to_json(target, seeds):
-    import json
-
-    report = fuzz_decoder(target, PacketMutator(seeds, target.codec, target.limits).cases(20))
-    data = json.loads(json.dumps(report.to_dict()))
-    assert data["cases"] == 20 and data["ok"] is True and isinstance(FuzzReport("x").totals(), dict)
+def test_every_decoder_rejection_carries_a_known_reason_code(target, seeds):
+    report = fuzz_decoder(target, PacketMutator(seeds, target.codec, target.limits, seed=1).cases(300))
+    assert report.ok and report.reasons
+    assert set(report.reasons) <= PacketReason.codes(), report.reasons

@@ -1,4 +1,4 @@
-"""anoncodec.loadtest: the step load, per-step statistics, capacity verdict and request log."""
+"""anoncodec.qa.loadtest: the step load, per-step statistics, capacity verdict and request log."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from anoncodec.errors import ConfigError
-from anoncodec.loadtest import (
+from anoncodec.qa.loadtest import (
     ALL,
     CapacityReport,
     RequestRecord,

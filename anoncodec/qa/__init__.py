@@ -1,0 +1,14 @@
+"""Test tooling: the packet and request fuzzer and the load-test arithmetic.
+
+Nothing here is served: Triton's python backend loads :mod:`anoncodec.serving` only, and
+no module of serving, codec or edge imports this package. ``qa`` may import anoncodec's
+errors, packet, entropy_coder, edge and serving; ``tritonclient`` and ``psutil`` lazily;
+never torch.
+
+- :mod:`~anoncodec.qa.fuzz_packets`: malformed packets and the in-process decoder fuzz;
+- :mod:`~anoncodec.qa.fuzz_requests`: malformed requests to the served ensembles;
+- :mod:`~anoncodec.qa.fuzz_server`: sends them to a running server and checks it;
+- :mod:`~anoncodec.qa.fuzz_report`: what a fuzz run found;
+- :mod:`~anoncodec.qa.loadtest`: the Locust step load, per-step statistics and capacity
+  (stdlib only).
+"""
