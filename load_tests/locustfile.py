@@ -46,7 +46,9 @@ from anoncodec.qa.loadtest import (  # noqa: E402
     DEFAULT_SLO_MS,
     RequestRecord,
     StepLoad,
+    add_step_load_arguments,
     step_breached,
+    step_load_from,
     write_requests_csv,
 )
 
@@ -65,13 +67,7 @@ def _add_arguments(parser) -> None:
                        "(encoder/1/model.onnx + quantize/1/tables.npz) or an encoder.onnx + tables.npz folder")
     parser.add_argument("--request-timeout", type=float, default=60.0, include_in_web_ui=False,
                        help="gRPC deadline of one request, seconds")
-    parser.add_argument("--start-users", type=int, default=1, help="users during the first step")
-    parser.add_argument("--step-users", type=int, default=1, help="users added per step")
-    parser.add_argument("--max-users", type=int, default=4, help="users of the last step")
-    parser.add_argument("--step-seconds", type=float, default=60.0, help="length of one step, seconds")
-    parser.add_argument("--settle-seconds", type=float, default=5.0,
-                       help="seconds at the start of each step left out of its statistics")
-    parser.add_argument("--step-spawn-rate", type=float, default=10.0, help="users started per second")
+    add_step_load_arguments(parser.add_argument)
     parser.add_argument("--slo-ms", type=float, default=DEFAULT_SLO_MS, help="p95 latency objective, ms")
     parser.add_argument("--stop-on-breach", action="store_true", default=False,
                        help="stop after the first step over the SLO or with a failure")
@@ -101,8 +97,7 @@ RUN = _Run()
 
 
 def load_from(options) -> StepLoad:
-    return StepLoad(start_users=options.start_users, step_users=options.step_users, max_users=options.max_users,
-                    step_s=options.step_seconds, spawn_rate=options.step_spawn_rate, settle_s=options.settle_seconds)
+    return step_load_from(options)
 
 
 def _prepare(options) -> None:

@@ -44,7 +44,7 @@ USER_CLASSES = {ANONYMIZE_FRAME.name: "AnonymizeFrameUser", ANALYZE_BITSTREAM.na
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from anoncodec.qa.loadtest import DEFAULT_SLO_MS
+    from anoncodec.qa.loadtest import DEFAULT_SLO_MS, add_step_load_arguments
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", help="gRPC address host:port of a running Triton (default: start the local "
@@ -59,12 +59,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--video", default=str(REPO / "data" / "samples" / "vtest_excerpt.avi"),
                    help="clip whose first --frames frames are sent")
     p.add_argument("--frames", type=int, default=8, help="distinct frames/packets, sent round robin")
-    p.add_argument("--start-users", type=int, default=1, help="users during the first step")
-    p.add_argument("--step-users", type=int, default=1, help="users added per step")
-    p.add_argument("--max-users", type=int, default=4, help="users of the last step")
-    p.add_argument("--step-seconds", type=float, default=60.0, help="length of one step, seconds")
-    p.add_argument("--settle-seconds", type=float, default=5.0,
-                   help="seconds at the start of each step left out of its statistics")
+    add_step_load_arguments(p.add_argument)
     p.add_argument("--slo-ms", type=float, default=DEFAULT_SLO_MS, help="p95 latency objective, ms")
     p.add_argument("--stop-on-breach", action="store_true",
                    help="stop a staircase after the first step over the SLO or with a failure")
@@ -83,23 +78,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def step_load(args: argparse.Namespace):
-    from anoncodec.qa.loadtest import StepLoad
+    from anoncodec.qa.loadtest import step_load_from
 
-    return StepLoad(start_users=args.start_users, step_users=args.step_users, max_users=args.max_users,
-                    step_s=args.step_seconds, settle_s=args.settle_seconds)
+    return step_load_from(args)
 
 
 def locust_command(args: argparse.Namespace, url: str, ensembles: Sequence[str], prefix: Path) -> list[str]:
     """The headless Locust command of one staircase, writing its files under ``prefix``."""
+    from anoncodec.qa.loadtest import step_load_argv
+
     command = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url,
         "--csv", str(prefix), "--csv-full-history", "--html", f"{prefix}.html", "--only-summary",
         "--loglevel", "WARNING", "--exit-code-on-error", "0", "--stop-timeout", str(int(args.request_timeout)),
         "--video", args.video, "--frames", str(args.frames), "--export-dir", args.export_dir,
         "--request-timeout", str(args.request_timeout),
-        "--start-users", str(args.start_users), "--step-users", str(args.step_users),
-        "--max-users", str(args.max_users), "--step-seconds", str(args.step_seconds),
-        "--settle-seconds", str(args.settle_seconds), "--slo-ms", str(args.slo_ms),
+        *step_load_argv(args), "--slo-ms", str(args.slo_ms),
         "--requests-csv", f"{prefix}_requests.csv", "--run-json", f"{prefix}_run.json",
     ]
     if args.stop_on_breach:

@@ -38,6 +38,10 @@ __all__ = [
     "ALL",
     "DEFAULT_SLO_MS",
     "StepLoad",
+    "STEP_LOAD_FLAGS",
+    "add_step_load_arguments",
+    "step_load_from",
+    "step_load_argv",
     "RequestRecord",
     "StepResult",
     "CapacityReport",
@@ -131,6 +135,39 @@ class StepLoad:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "StepLoad":
         return cls(**d)
+
+
+#: the staircase's command-line flags -> (StepLoad field, type, help); the locustfile and
+#: load_tests/run.py both add them with :func:`add_step_load_arguments`, defaults from StepLoad
+STEP_LOAD_FLAGS: tuple[tuple[str, str, type, str], ...] = (
+    ("--start-users", "start_users", int, "users during the first step"),
+    ("--step-users", "step_users", int, "users added per step"),
+    ("--max-users", "max_users", int, "users of the last step"),
+    ("--step-seconds", "step_s", float, "length of one step, seconds"),
+    ("--settle-seconds", "settle_s", float, "seconds at the start of each step left out of its statistics"),
+    ("--step-spawn-rate", "spawn_rate", float, "users started per second when a step begins"),
+)
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def add_step_load_arguments(add_argument: Any) -> None:
+    """Add the staircase flags through ``add_argument`` (an argparse parser's, or Locust's)."""
+    defaults = StepLoad()
+    for flag, field, kind, text in STEP_LOAD_FLAGS:
+        add_argument(flag, type=kind, default=getattr(defaults, field), help=f"{text} (default: %(default)s)")
+
+
+def step_load_from(options: Any) -> StepLoad:
+    """The :class:`StepLoad` that parsed staircase flags describe (raises ConfigError if invalid)."""
+    return StepLoad(**{field: getattr(options, _dest(flag)) for flag, field, _, _ in STEP_LOAD_FLAGS})
+
+
+def step_load_argv(options: Any) -> list[str]:
+    """The staircase flags of ``options`` as arguments, to pass them on to another process."""
+    return [arg for flag, *_ in STEP_LOAD_FLAGS for arg in (flag, str(getattr(options, _dest(flag))))]
 
 
 @dataclass(frozen=True)

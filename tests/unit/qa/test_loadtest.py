@@ -128,3 +128,18 @@ def test_a_single_ensemble_has_no_pooled_rows_but_totals():
     report = CapacityReport.build(recs, StepLoad(step_s=10, max_users=2, settle_s=1), slo_ms=1000)
     assert {r.name for r in report.steps} == {"a"} and set(report.capacity) == {"a"}
     assert report.totals == {"a": (22, 0), ALL: (22, 0)} and report.failures == 0
+
+
+def test_step_load_flags_are_defined_once_with_steploads_defaults():
+    import argparse
+
+    from anoncodec.qa.loadtest import add_step_load_arguments, step_load_argv, step_load_from
+
+    parser = argparse.ArgumentParser()
+    add_step_load_arguments(parser.add_argument)
+    assert step_load_from(parser.parse_args([])) == StepLoad()
+    options = parser.parse_args(["--max-users", "6", "--step-users", "2", "--step-seconds", "12.5"])
+    load = step_load_from(options)
+    assert (load.max_users, load.step_users, load.step_s) == (6, 2, 12.5)
+    # what load_tests/run.py hands to the locustfile parses back to the same staircase
+    assert step_load_from(parser.parse_args(step_load_argv(options))) == load
