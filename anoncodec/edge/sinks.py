@@ -69,7 +69,6 @@ class DetectionsFile:
     """JSON lines, one per delivered frame (:meth:`FrameResult.to_json`: no pixels)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
         self._file = open(path, "w")
 
     def write(self, result: FrameResult) -> None:

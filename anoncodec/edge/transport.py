@@ -79,16 +79,17 @@ class TritonInference:
         self.url, self.mode, self.timeout_s = url, mode, timeout_s
         self.tls, self.tls_ca, self.tls_cert, self.tls_key = tls, tls_ca, tls_cert, tls_key
         self.reconnect_s = reconnect_s
-        self.model = CONTRACT_MODES[mode].name
+        self._spec = CONTRACT_MODES[mode]
+        self.model = self._spec.name
         self._aio = require("tritonclient.grpc.aio", "serve")
         self._grpc = require("tritonclient.grpc", "serve")
         self._utils = require("tritonclient.utils", "serve")
         self._client = None
-        self._outputs = requested_outputs(self.model)
-        self._output_names = CONTRACT_MODES[mode].output_names
+        self._outputs = requested_outputs(self._spec)
+        self._output_names = self._spec.output_names
 
     def _input(self, payload: Any):
-        return request_inputs(self.model, payload)[0]
+        return request_inputs(self._spec, payload)[0]
 
     def _channel_args(self) -> list[tuple[str, int]]:
         keepalive = self._grpc.KeepAliveOptions()
