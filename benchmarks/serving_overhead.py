@@ -369,8 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import tritonclient.grpc as grpcclient
 
     from anoncodec.config import ServeConfig
-    from anoncodec.edge.client import find_encoder_files
-    from anoncodec.edge.encoder import EdgeEncoder
+    from anoncodec.edge.encoder import EdgeEncoder, find_encoder_files
     from anoncodec.errors import AnoncodecError
     from anoncodec.evaluation.latency import environment, write_record
     from anoncodec.serving.launcher import TritonServer, free_ports

@@ -103,7 +103,7 @@ def load_from(options) -> StepLoad:
 def _prepare(options) -> None:
     """Read the frames, encode the packets and build the request tensors, once."""
     from anoncodec.edge import EdgeEncoder, open_source
-    from anoncodec.edge.client import find_encoder_files
+    from anoncodec.edge.encoder import find_encoder_files
 
     with open_source(options.video, max_frames=options.frames) as source:
         frames = [np.ascontiguousarray(f.frame_rgb) for f in source]

@@ -19,7 +19,7 @@ from anoncodec.packet import MAX_SIDE, Packet, Stream, pack, padding
 if TYPE_CHECKING:
     from anoncodec.edge.guard import FaceGuard
 
-__all__ = ["EdgeEncoder", "frame_to_input"]
+__all__ = ["EdgeEncoder", "frame_to_input", "find_encoder_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,3 +89,28 @@ class EdgeEncoder:
     def encode_bytes(self, frame_rgb: np.ndarray) -> bytes:
         """:meth:`encode` and serialize."""
         return pack(self.encode(frame_rgb))
+
+
+def find_encoder_files(export_dir: str | Path) -> tuple[Path, Path]:
+    """Find the camera encoder and its entropy tables in an export folder or a model repository.
+
+    Args:
+        export_dir: a folder with ``encoder.onnx`` + ``tables.npz`` (``export_codec``) or a
+            model repository with ``encoder/1/model.onnx`` + ``quantize/1/tables.npz``
+            (``anoncodec export``).
+
+    Returns:
+        ``(encoder_onnx, tables_npz)``.
+
+    Raises:
+        ExportError: neither layout is found.
+    """
+    folder = Path(export_dir)
+    layouts = ((folder / "encoder.onnx", folder / "tables.npz"),
+               (folder / "encoder" / "1" / "model.onnx", folder / "quantize" / "1" / "tables.npz"))
+    for encoder, tables in layouts:
+        if encoder.is_file() and tables.is_file():
+            return encoder, tables
+    raise ExportError(f"no camera encoder in {str(folder)!r}: expected encoder.onnx + tables.npz or a model "
+                      "repository with encoder/1/model.onnx + quantize/1/tables.npz; pass --export-dir with "
+                      "the folder `anoncodec export` wrote (the server's model repository)")

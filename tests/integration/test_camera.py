@@ -88,7 +88,8 @@ def test_both_modes_return_the_same_anonymized_frames(streamed):
 
 
 def test_metrics_are_exposed_while_streaming(server, exported):
-    from anoncodec.edge.client import CameraClient, ClientConfig
+    from anoncodec.edge.client import CameraClient
+    from anoncodec.edge.client_config import ClientConfig
     from anoncodec.edge.sources import open_source
 
     (port,) = free_ports(1)

@@ -92,7 +92,7 @@ def _wait(condition, timeout: float, what: str) -> None:
 
 def test_frames_in_the_buffer_survive_a_crash_and_restart_exactly_once_in_order(exported, tmp_path):
     from anoncodec.config import ServeConfig
-    from anoncodec.edge.client import ClientConfig
+    from anoncodec.edge.client_config import ClientConfig
     from anoncodec.errors import MissingDependencyError
     from anoncodec.serving.launcher import TritonServer, find_tritonserver
 

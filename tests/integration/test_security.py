@@ -107,7 +107,8 @@ def _infer_frame(client):
 
 @pytest.mark.parametrize("mode", ["frames", "packets"])
 def test_the_camera_streams_over_mutual_tls(secure, exported, mode):
-    from anoncodec.edge.client import CameraClient, ClientConfig
+    from anoncodec.edge.client import CameraClient
+    from anoncodec.edge.client_config import ClientConfig
     from anoncodec.edge.sources import Frame
 
     server, certs, *_ = secure

@@ -18,16 +18,17 @@ import pytest
 pytest.importorskip("prometheus_client", reason="prometheus-client (extra `serve`) is not installed")
 cv2 = pytest.importorskip("cv2", reason="opencv (extra `edge`) is not installed")
 
-from anoncodec.edge.client import (  # noqa: E402
-    CameraClient,
-    ClientConfig,
-    InferenceResult,
-    RequestRejectedError,
-    backoff_schedule,
-    find_encoder_files,
-)
+from anoncodec.edge.client import CameraClient  # noqa: E402
+from anoncodec.edge.client_config import ClientConfig, backoff_schedule  # noqa: E402
+from anoncodec.edge.encoder import find_encoder_files  # noqa: E402
 from anoncodec.edge.sources import Frame  # noqa: E402
-from anoncodec.errors import ConfigError, ExportError, ServerUnavailableError  # noqa: E402
+from anoncodec.edge.transport import InferenceResult  # noqa: E402
+from anoncodec.errors import (  # noqa: E402
+    ConfigError,
+    ExportError,
+    RequestRejectedError,
+    ServerUnavailableError,
+)
 from tests.conftest import read_video_frames  # noqa: E402
 
 H, W = 24, 32

@@ -19,13 +19,10 @@ import pytest
 
 pytest.importorskip("prometheus_client", reason="prometheus-client (extra `serve`) is not installed")
 
-from anoncodec.edge.client import (  # noqa: E402
-    CameraClient,
-    ClientConfig,
-    InferenceResult,
-    ServerUnreachableError,
-)
+from anoncodec.edge.client import CameraClient  # noqa: E402
+from anoncodec.edge.client_config import ClientConfig  # noqa: E402
 from anoncodec.edge.sources import Frame  # noqa: E402
+from anoncodec.edge.transport import InferenceResult, ServerUnreachableError  # noqa: E402
 from anoncodec.errors import ConfigError  # noqa: E402
 
 H, W = 8, 8
@@ -208,8 +205,8 @@ def test_grpc_errors_are_classified_for_retries_and_outages():
     pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] (extra `serve`) is not installed")
     from tritonclient.utils import InferenceServerException
 
-    from anoncodec.edge.client import RequestRejectedError, TritonInference
-    from anoncodec.errors import ServerUnavailableError
+    from anoncodec.edge.transport import TritonInference
+    from anoncodec.errors import RequestRejectedError, ServerUnavailableError
 
     infer = TritonInference("127.0.0.1:1", "frames")
     cases = [("StatusCode.UNAVAILABLE", "failed to connect to all addresses", ServerUnreachableError),

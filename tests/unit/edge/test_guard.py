@@ -103,8 +103,10 @@ def test_encode_cli_guard_gives_the_same_packet_in_pytorch_and_onnx(demo_export,
 def test_camera_client_guard_erases_heads_and_counts_them(demo_export):
     """``anoncodec camera --mode packets --guard``: packets leave the camera already guarded."""
     pytest.importorskip("prometheus_client")
-    from anoncodec.edge.client import CameraClient, ClientConfig, InferenceResult
+    from anoncodec.edge.client import CameraClient
+    from anoncodec.edge.client_config import ClientConfig
     from anoncodec.edge.sources import Frame
+    from anoncodec.edge.transport import InferenceResult
     from anoncodec.packet import unpack
 
     model, folder = demo_export
