@@ -43,7 +43,11 @@ from anoncodec.data.footage_cache import (
     default_cache_dir,
     read_cache,
 )
-from anoncodec.data.heads import as_detections, heads_from_detections, person_to_head_box
+from anoncodec.data.heads import (
+    as_detections,
+    heads_from_detections,
+    person_to_head_box,
+)
 from anoncodec.data.sample import AnnotatedImage
 from anoncodec.errors import DatasetError
 from anoncodec.frames import ImageFolderSource, VideoFileSource, is_image_file
