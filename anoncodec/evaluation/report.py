@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from anoncodec.evaluation.benchmark import MethodSummary
+from anoncodec.evaluation.results import MethodSummary
 from anoncodec.evaluation.methods import NOT_BASELINES, OURS_FAMILIES
 
 __all__ = ["write_report", "compare", "PLOTS"]
