@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data" / "samples"
-SHARED_SAMPLES = REPO.parent / "shared" / "data" / "samples"
 
 warnings.filterwarnings("ignore", message=".*torch.jit.script.*is deprecated.*")
 
@@ -46,41 +45,28 @@ def tiny_codec(architecture: str = "factorized", seed: int = 0, extra_blocks: in
 
 
 def read_rgb(path) -> np.ndarray:
-    """An image file as uint8 RGB ``[H, W, 3]``."""
-    import cv2
-    import numpy as np
+    """An image file as uint8 RGB ``[H, W, 3]`` (read with :mod:`anoncodec.frames`)."""
+    from anoncodec.frames import read_frames
 
-    bgr = cv2.imread(str(path))
-    assert bgr is not None, path
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+    return read_frames(path)[0]
 
 
 def video_frame(path, index: int) -> np.ndarray:
     """Frame ``index`` of a video file as uint8 RGB ``[H, W, 3]``."""
-    import cv2
-    import numpy as np
+    from anoncodec.frames import read_frames
 
-    cap = cv2.VideoCapture(str(path))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-    ok, bgr = cap.read()
-    cap.release()
-    assert ok, f"cannot read frame {index} of {path}"
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+    frames = read_frames(path, max_frames=index + 1)
+    assert len(frames) == index + 1, f"cannot read frame {index} of {path}"
+    return frames[index]
 
 
 def read_video_frames(path) -> list:
     """Every frame of a video file as OpenCV reads it (BGR uint8 ``[H, W, 3]``)."""
-    import cv2
+    import numpy as np
 
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    capture.release()
-    return frames
+    from anoncodec.frames import read_frames
+
+    return [np.ascontiguousarray(rgb[:, :, ::-1]) for rgb in read_frames(path)]
 
 
 @pytest.fixture

@@ -34,28 +34,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _frames(samples: Path):
-    import cv2
-
     from anoncodec.errors import DatasetError
+    from anoncodec.frames import open_source
 
     frames = []
-    for name in ("messi5.jpg", "basketball1.png"):
-        img = cv2.imread(str(samples / name))
-        if img is None:
+    for name in ("messi5.jpg", "basketball1.png", "vtest_excerpt.avi"):
+        if not (samples / name).is_file():
             raise DatasetError(f"sample {samples / name} is missing; pass --samples DIR")
-        frames.append((Path(name).stem, cv2.cvtColor(img, cv2.COLOR_BGR2RGB)))
-    cap = cv2.VideoCapture(str(samples / "vtest_excerpt.avi"))
-    index = 0
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        if index in VIDEO_FRAMES:
-            frames.append((f"vtest_{index:03d}", cv2.cvtColor(img, cv2.COLOR_BGR2RGB)))
-        index += 1
-    cap.release()
-    if index == 0:
-        raise DatasetError(f"cannot read {samples / 'vtest_excerpt.avi'}")
+    for name in ("messi5.jpg", "basketball1.png"):
+        with open_source(samples / name) as image:
+            frames += [(Path(name).stem, frame.frame_rgb) for frame in image]
+    with open_source(samples / "vtest_excerpt.avi") as video:
+        frames += [(f"vtest_{f.index:03d}", f.frame_rgb) for f in video if f.index in VIDEO_FRAMES]
     return frames
 
 

@@ -1,7 +1,8 @@
 """Training data: dataset loaders, auto-annotation of footage, splits and ROI crops.
 
 May import numpy, PIL, opencv, torch, :mod:`anoncodec.errors`, :mod:`anoncodec.config`,
-:mod:`anoncodec.roi.boxes` and :mod:`anoncodec.detectors`; never codec or training.
+:mod:`anoncodec.frames` (the one frame reader), :mod:`anoncodec.roi.boxes` and
+:mod:`anoncodec.detectors`; never codec, training or edge.
 Every loader returns a list of :class:`AnnotatedImage` (pixel ``xyxy`` boxes).
 ``RoiCropDataset`` and ``collate_roi`` are imported lazily, so the loaders work (and load
 fast) without importing torch.
@@ -11,13 +12,9 @@ from typing import Any
 
 from anoncodec.data.coco import keypoints_to_head_box, load_coco
 from anoncodec.data.crowdhuman import load_crowdhuman
-from anoncodec.data.footage import (
-    ANNOTATOR_VERSION,
-    default_cache_dir,
-    heads_from_detections,
-    load_footage,
-    person_to_head_box,
-)
+from anoncodec.data.footage import load_footage
+from anoncodec.data.footage_cache import ANNOTATOR_VERSION, default_cache_dir
+from anoncodec.data.heads import heads_from_detections, person_to_head_box
 from anoncodec.data.labeled import load_labeled
 from anoncodec.data.sample import AnnotatedImage
 from anoncodec.data.sources import load_source

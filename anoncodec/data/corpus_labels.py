@@ -84,8 +84,7 @@ def label_corpus(
     """
     from tqdm.auto import tqdm
 
-    from anoncodec.data.footage import heads_from_detections
-    from anoncodec.data.heads import pose_head_boxes
+    from anoncodec.data.heads import heads_from_detections, pose_head_boxes
 
     root = Path(root)
     cache_path = root / "labels.json"

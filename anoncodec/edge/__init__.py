@@ -1,6 +1,6 @@
 """Camera runtime: frame sources, ONNX Runtime encoder, entropy coder and packet writer.
 
-Numpy, onnxruntime, opencv and anoncodec's errors, packet and entropy_coder only; never
+Numpy, onnxruntime, opencv and anoncodec's errors, frames, packet and entropy_coder only; never
 torch, codec or serving (a unit test checks that importing it does not load torch). The
 gRPC camera client (it also needs ``tritonclient``, ``prometheus_client`` and ``tqdm``) is
 split by concern; each module imports only those above it::
@@ -16,6 +16,7 @@ split by concern; each module imports only those above it::
     client         CameraClient: buffer, in-flight slots, retries, delivery in frame order
 
 ``from anoncodec.edge.client import X`` still works for every name the client used to define.
+The frame sources are :mod:`anoncodec.frames`, re-exported by :mod:`anoncodec.edge.sources`.
 """
 
 from anoncodec.edge.encoder import EdgeEncoder, frame_to_input

@@ -1,6 +1,7 @@
 """Benchmark data specs -> annotated images, with a sentence saying where the ground truth comes from.
 
-May import :mod:`anoncodec.config`, :mod:`anoncodec.data` and :mod:`anoncodec.errors`.
+May import :mod:`anoncodec.config`, :mod:`anoncodec.data`, :mod:`anoncodec.errors` and
+:mod:`anoncodec.frames`.
 
 Specs (``anoncodec evaluate --data``, repeatable):
 
@@ -25,8 +26,8 @@ from typing import Any
 
 from anoncodec.config import DataSourceConfig
 from anoncodec.data import AnnotatedImage, load_source
-from anoncodec.data.footage import IMAGE_SUFFIXES
 from anoncodec.errors import ConfigError, DatasetError
+from anoncodec.frames import IMAGE_SUFFIXES
 
 __all__ = ["EvalData", "parse_data_spec", "load_eval_data"]
 

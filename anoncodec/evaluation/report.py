@@ -1,8 +1,8 @@
 """Benchmark report: ``metrics.json``, ``report.md``, plots and an image grid.
 
 May import numpy, opencv, matplotlib (Agg backend, imported lazily) and the evaluation
-modules. The closing section is computed from the numbers (never hand-edited), so that a
-regenerated report cannot keep a stale verdict.
+modules. The closing section comes from :mod:`anoncodec.evaluation.verdict`, computed from
+the numbers.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from anoncodec.evaluation.benchmark import MethodSummary
+from anoncodec.evaluation.markdown import fmt, md_table
 from anoncodec.evaluation.methods import NOT_BASELINES, OURS_FAMILIES
+from anoncodec.evaluation.results import MethodSummary
+from anoncodec.evaluation.verdict import compare, verdict_lines
 
 __all__ = ["write_report", "compare", "PLOTS"]
 
@@ -41,150 +43,11 @@ _STYLE = {"ours": ("tab:red", "*"), "guard": ("darkred", "X"), "attack": ("black
 GRID_FAMILIES = ("original", "ours", "guard", "attack", "attack-guard", "blur", "jpeg")
 
 
-def _f(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    v = float(value)
-    if math.isnan(v):
-        return "-"
-    if math.isinf(v):
-        return "inf"
-    return f"{v:.{digits}f}"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def _leak(s: MethodSummary) -> str:
     lk = s.leakage
     if not lk["faces"]:
         return "- (no embeddable face)"
-    return f"{_f(lk['leakage'], 2)} ({lk['matched']}/{lk['faces']})"
-
-
-# Privacy metrics (lower = more private): label and how to read it from a row.
-PRIVACY_METRICS = (
-    ("face AP (MTCNN)", lambda s: s.face_mtcnn["ap50"]),
-    ("CenterFace recall", lambda s: s.face_centerface["recall50"]),
-    ("MTCNN found again", lambda s: s.found_again.get("mtcnn", float("nan"))),
-    ("CenterFace found again", lambda s: s.found_again.get("centerface", float("nan"))),
-    ("identity leakage", lambda s: s.leakage["leakage"]),
-)
-# A baseline point counts as "at a comparable rate" up to this many times our bits.
-RATE_SLACK = 1.25
-
-
-def _z(v: float | None) -> float:
-    """``nan``/``None`` (nothing measurable) counts as 0 when comparing privacy."""
-    return 0.0 if v is None or math.isnan(v) else float(v)
-
-
-def _sign(ours: float, other: float, higher_is_better: bool) -> str:
-    if any(v is None or math.isnan(v) for v in (ours, other)):
-        return "n/a"
-    if abs(ours - other) < 1e-9:
-        return "tie"
-    return "ours better" if (ours > other) == higher_is_better else "ours worse"
-
-
-def _privacy_signs(ours: MethodSummary, other: MethodSummary) -> list[str]:
-    return [_sign(_z(get(ours)), _z(get(other)), False) for _, get in PRIVACY_METRICS]
-
-
-def _privacy_verdict(signs: Sequence[str]) -> str:
-    better, worse = "ours better" in signs, "ours worse" in signs
-    return "mixed" if better and worse else "ours better" if better else "ours worse" if worse else "tie"
-
-
-def compare(ours: MethodSummary, baselines: Sequence[MethodSummary]) -> dict[str, Any]:
-    """Where one ``ours`` row stands against every baseline family.
-
-    For each family the rate point closest to ours in bpp (log scale) is compared on
-    utility (person AP), fidelity (PSNR outside heads) and privacy (every metric of
-    :data:`PRIVACY_METRICS`). A baseline point *dominates* ours when it needs at most
-    :data:`RATE_SLACK` times our bits, detects persons at least as well and is at least as
-    private on every privacy metric.
-    """
-    families: dict[str, list[MethodSummary]] = {}
-    for b in baselines:
-        families.setdefault(b.family, []).append(b)
-    out: dict[str, Any] = {"method": ours.key, "rate_slack": RATE_SLACK, "versus": {}, "dominated_by": []}
-    for family, rows in families.items():
-        nearest = min(rows, key=lambda r: abs(math.log(max(r.bpp, 1e-9) / max(ours.bpp, 1e-9))))
-        signs = _privacy_signs(ours, nearest)
-        out["versus"][family] = {
-            "baseline": nearest.key, "label": nearest.label, "bpp": nearest.bpp,
-            "person_ap": nearest.person["ap50"], "psnr_out": nearest.psnr_out,
-            "privacy": {label: get(nearest) for label, get in PRIVACY_METRICS},
-            "utility_verdict": _sign(ours.person["ap50"], nearest.person["ap50"], True),
-            "fidelity_verdict": _sign(ours.psnr_out, nearest.psnr_out, True),
-            "privacy_signs": signs, "privacy_verdict": _privacy_verdict(signs),
-        }
-    for b in baselines:
-        if (b.bpp <= RATE_SLACK * ours.bpp and b.person["ap50"] >= ours.person["ap50"]
-                and "ours better" not in _privacy_signs(ours, b)):
-            out["dominated_by"].append(b.key)
-    return out
-
-
-def _verdict(summaries: Sequence[MethodSummary]) -> list[str]:
-    ours_rows = [s for s in summaries if s.family in OURS_FAMILIES]
-    base = [s for s in summaries if s.family not in NOT_BASELINES]
-    original = next((s for s in summaries if s.family == "original"), None)
-    if not ours_rows or not base:
-        return ["(no learned-codec row or no baseline: nothing to compare)"]
-    lines: list[str] = []
-    for ours in ours_rows:
-        cmp = compare(ours, base)
-        lines.append(f"### {ours.label} at {_f(ours.bpp)} bpp\n")
-        rows = [["**ours**", _f(ours.bpp), _f(ours.person["ap50"]), _f(ours.psnr_out, 1)]
-                + [_f(get(ours)) for _, get in PRIVACY_METRICS]]
-        for v in cmp["versus"].values():
-            rows.append([v["label"], _f(v["bpp"]), f"{_f(v['person_ap'])} ({v['utility_verdict']})",
-                         f"{_f(v['psnr_out'], 1)} ({v['fidelity_verdict']})"]
-                        + [f"{_f(v['privacy'][label])} ({sign})"
-                           for (label, _), sign in zip(PRIVACY_METRICS, v["privacy_signs"])])
-        lines.append("Each baseline at its rate point nearest ours (verdicts from our side; privacy metrics: "
-                     "lower = more private):\n")
-        lines.append(_table(["method", "bpp", "person AP", "PSNR-out"] + [label for label, _ in PRIVACY_METRICS],
-                            rows))
-        lines.append("")
-        versus = list(cmp["versus"].values())
-
-        def named(cond) -> str:
-            return ", ".join(v["label"] for v in versus if cond(v))
-
-        if original is not None:
-            lines.append(f"- **Utility**: ours keeps person AP {_f(ours.person['ap50'])} of the original's "
-                         f"{_f(original.person['ap50'])}.")
-        losers = named(lambda v: v["utility_verdict"] == "ours worse")
-        if losers:
-            lines.append(f"- **Ours loses on utility** (person AP) to {losers}.")
-        winners = named(lambda v: v["utility_verdict"] in ("ours better", "tie"))
-        if winners:
-            lines.append(f"- Ours detects persons at least as well as {winners}.")
-        if named(lambda v: v["fidelity_verdict"] == "ours worse"):
-            lines.append(f"- **Ours loses on fidelity** (PSNR outside heads) to "
-                         f"{named(lambda v: v['fidelity_verdict'] == 'ours worse')}.")
-        for verdict, text in (("ours better", "more private than"), ("tie", "exactly as private as"),
-                              ("ours worse", "**less private** than"), ("mixed", "neither more nor less private "
-                                                                        "(mixed metrics) than")):
-            who = named(lambda v, verdict=verdict: v["privacy_verdict"] == verdict)
-            if who:
-                lines.append(f"- **Privacy**: ours is {text} {who}.")
-        if cmp["dominated_by"]:
-            labels = ", ".join(s.label for s in base if s.key in cmp["dominated_by"])
-            lines.append(f"- **Dominated by {labels}**: at most {RATE_SLACK:g}x our bits, at least our person AP "
-                         "and at least our privacy on every privacy metric. On these images the conventional "
-                         "pipeline is a better choice than this checkpoint.")
-        else:
-            lines.append(f"- No baseline point dominates ours (at most {RATE_SLACK:g}x our bits, at least our person "
-                         "AP *and* at least our privacy on every privacy metric).")
-        lines.append("")
-    return lines
+    return f"{fmt(lk['leakage'], 2)} ({lk['matched']}/{lk['faces']})"
 
 
 def _plot(summaries: Sequence[MethodSummary], out: Path, name: str, ylabel: str, title: str, value) -> None:
@@ -362,30 +225,30 @@ def write_report(out_dir: str | Path, summaries: Sequence[MethodSummary], *, com
     def rows(fn):
         return [fn(s) for s in summaries]
 
-    lines += ["## Summary", "", _table(
+    lines += ["## Summary", "", md_table(
         ["method", "bpp", "PSNR-out dB", "person AP", "face AP (MTCNN)", "CenterFace recall",
          "faces found again (MTCNN / CenterFace)", "identity leakage", "encode ms", "decode ms"],
-        rows(lambda s: [s.label, _f(s.bpp), _f(s.psnr_out, 2), _f(s.person["ap50"]), _f(s.face_mtcnn["ap50"]),
-                        _f(s.face_centerface["recall50"]),
-                        f"{_f(s.found_again.get('mtcnn'), 2)} / {_f(s.found_again.get('centerface'), 2)}",
-                        _leak(s), _f(s.encode_ms, 1), _f(s.decode_ms, 1)])), ""]
-    lines += ["## Rate and fidelity", "", _table(
+        rows(lambda s: [s.label, fmt(s.bpp), fmt(s.psnr_out, 2), fmt(s.person["ap50"]), fmt(s.face_mtcnn["ap50"]),
+                        fmt(s.face_centerface["recall50"]),
+                        f"{fmt(s.found_again.get('mtcnn'), 2)} / {fmt(s.found_again.get('centerface'), 2)}",
+                        _leak(s), fmt(s.encode_ms, 1), fmt(s.decode_ms, 1)])), ""]
+    lines += ["## Rate and fidelity", "", md_table(
         ["method", "bpp", "bytes/image", "PSNR-out dB", "MS-SSIM-out"],
-        rows(lambda s: [s.label, _f(s.bpp), f"{np.mean([p['bytes'] for p in s.per_image]):.0f}",
-                        _f(s.psnr_out, 2), _f(s.msssim_out, 4)]))]
-    lines += ["", "## Utility: persons", "", _table(
+        rows(lambda s: [s.label, fmt(s.bpp), f"{np.mean([p['bytes'] for p in s.per_image]):.0f}",
+                        fmt(s.psnr_out, 2), fmt(s.msssim_out, 4)]))]
+    lines += ["", "## Utility: persons", "", md_table(
         ["method", "bpp", "person AP@0.5", "person recall@0.5", "detections / ground truth"],
-        rows(lambda s: [s.label, _f(s.bpp), _f(s.person["ap50"]), _f(s.person["recall50"]),
+        rows(lambda s: [s.label, fmt(s.bpp), fmt(s.person["ap50"]), fmt(s.person["recall50"]),
                         f"{s.person['num_det']} / {s.person['num_gt']}"]))]
-    lines += ["", "## Privacy: faces and identities (lower = more private)", "", _table(
+    lines += ["", "## Privacy: faces and identities (lower = more private)", "", md_table(
         ["method", "bpp", "face AP@0.5 (MTCNN)", "CenterFace recall@0.5", "MTCNN found again",
          "CenterFace found again", "identity leakage", "mean distance"],
-        rows(lambda s: [s.label, _f(s.bpp), _f(s.face_mtcnn["ap50"]), _f(s.face_centerface["recall50"]),
-                        _f(s.found_again.get("mtcnn")), _f(s.found_again.get("centerface")),
-                        _leak(s), _f(s.leakage["mean_distance"])]))]
-    lines += ["", "## Speed (this machine)", "", _table(
+        rows(lambda s: [s.label, fmt(s.bpp), fmt(s.face_mtcnn["ap50"]), fmt(s.face_centerface["recall50"]),
+                        fmt(s.found_again.get("mtcnn")), fmt(s.found_again.get("centerface")),
+                        _leak(s), fmt(s.leakage["mean_distance"])]))]
+    lines += ["", "## Speed (this machine)", "", md_table(
         ["method", "encode ms (median)", "decode ms (median)"],
-        rows(lambda s: [s.label, _f(s.encode_ms, 1), _f(s.decode_ms, 1)]))]
+        rows(lambda s: [s.label, fmt(s.encode_ms, 1), fmt(s.decode_ms, 1)]))]
     lines += ["", "## Plots", ""]
     lines += [f"![{title}]({name})" for name, (_, title, _) in PLOTS.items()]
     if grid:
@@ -393,7 +256,7 @@ def write_report(out_dir: str | Path, summaries: Sequence[MethodSummary], *, com
                   "Original, ours, ours + guard, blur + JPEG and plain JPEG (the blur and JPEG rate points nearest ours in bpp), "
                   "downscaled and JPEG-compressed for the repository:", "", f"![image grid]({grid})"]
     lines += ["", "## Where our codec stands", ""]
-    lines += _verdict(summaries)
+    lines += verdict_lines(summaries)
     if notes.strip():
         lines += ["## Notes", "", notes.strip(), ""]
     (out / "report.md").write_text("\n".join(lines).rstrip() + "\n")

@@ -1,4 +1,4 @@
-"""Test tooling: the packet and request fuzzer and the load-test arithmetic.
+"""Test tooling: the packet and request fuzzer, the load-test arithmetic, the direct pipeline.
 
 Nothing here is served: Triton's python backend loads :mod:`anoncodec.serving` only, and
 no module of serving, codec or edge imports this package. ``qa`` may import anoncodec's
@@ -10,5 +10,7 @@ never torch.
 - :mod:`~anoncodec.qa.fuzz_server`: sends them to a running server and checks it;
 - :mod:`~anoncodec.qa.fuzz_report`: what a fuzz run found;
 - :mod:`~anoncodec.qa.loadtest`: the Locust step load, per-step statistics and capacity
-  (stdlib only).
+  (stdlib only);
+- :mod:`~anoncodec.qa.serving_overhead`: the served stages chained in-process and over
+  gRPC, to measure what Triton costs (``benchmarks/serving_overhead.py``).
 """

@@ -1,9 +1,10 @@
 """Run the model repository on the ``tritonserver`` binary of the ``nvidia-pytriton`` wheel.
 
-Stdlib + anoncodec's errors/config and :mod:`anoncodec.serving.runtime` (to check the
-repository's files); never torch. The wheel ships Triton 2.51 with only the python
+Stdlib + anoncodec's errors/config, :mod:`anoncodec.serving.triton_install` (to find the
+binary and check the repository's files) and :mod:`anoncodec.serving.host`; never torch.
+The wheel ships Triton 2.51 with only the python
 backend (no ONNX Runtime/TensorRT backends), so ONNX stages must be exported with
-``--backend python`` to run here (docs/ARCHITECTURE.md, serving):
+``--backend python`` to run here (docs/ARCHITECTURE.md, "Environment notes"):
 
 - binary ``site-packages/pytriton/tritonserver/bin/tritonserver``, shared libraries in
   ``site-packages/nvidia_pytriton.libs`` (``LD_LIBRARY_PATH``);
@@ -25,163 +26,46 @@ server killed with :meth:`TritonServer.kill` leaves its python-backend shared me
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import re
 import shutil
 import signal
 import site
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from anoncodec.config import ServeConfig, is_loopback
-from anoncodec.errors import ConfigError, ExportError, MissingDependencyError, ServerUnavailableError
-from anoncodec.serving.model_config import read_model_config
+from anoncodec.errors import ConfigError, ServerUnavailableError
+from anoncodec.serving.host import free_ports, port_in_use
+from anoncodec.serving.host import shm_regions as _shm_regions
 from anoncodec.serving.python_model import SYS_PATH_ENV
-from anoncodec.serving.repository import ENSEMBLES, ONNX_STAGES, PYTHON_STAGES
-from anoncodec.serving.runtime import missing_files
+from anoncodec.serving.triton_install import (
+    TritonInstall,
+    build_backend_dir,
+    check_repository,
+    find_tritonserver,
+)
 
-__all__ = ["TritonInstall", "find_tritonserver", "check_repository", "port_in_use", "TritonServer",
-           "DEFAULT_METRICS_CONFIG", "read_admin_key"]
+# The install lookup, the repository check and the host helpers live in triton_install and
+# host; they stay importable from here (tests patch check_repository and read _shm_regions).
+__all__ = ["TritonInstall", "find_tritonserver", "build_backend_dir", "check_repository", "free_ports",
+           "port_in_use", "TritonServer", "DEFAULT_METRICS_CONFIG", "read_admin_key"]
 
 logger = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install -c constraints.txt 'anoncodec[serve]'` (or `make setup`"
-EXPORT_HINT = "run `anoncodec export` to fill it"
 # Triton's --metrics-config settings: summaries give per-model p50/p90/p95/p99 latencies
 # (nv_inference_request_summary_us{quantile=...} and friends) that monitoring/ relies on.
 DEFAULT_METRICS_CONFIG: tuple[str, ...] = ("summary_latencies=true",)
 
 
-@dataclass(frozen=True)
-class TritonInstall:
-    """Where the pip ``tritonserver`` and its python backend live.
-
-    Attributes:
-        binary: the ``tritonserver`` executable.
-        lib_dir: shared libraries it needs (``LD_LIBRARY_PATH``).
-        python_backend: folder with ``libtriton_python.so`` and ``triton_python_backend_utils.py``.
-        stub: ``triton_python_backend_stub`` for this Python version.
-    """
-
-    binary: Path
-    lib_dir: Path
-    python_backend: Path
-    stub: Path
-
-
-def find_tritonserver() -> TritonInstall:
-    """Locate the ``tritonserver`` of the installed ``nvidia-pytriton`` wheel (without importing it).
-
-    Raises:
-        MissingDependencyError: the wheel, the binary or the stub for this Python is missing.
-    """
-    spec = importlib.util.find_spec("pytriton")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError(f"nvidia-pytriton is not installed, so there is no tritonserver; "
-                                     f"install it with `{INSTALL_HINT})")
-    package = Path(list(spec.submodule_search_locations)[0])
-    root = package / "tritonserver"
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    install = TritonInstall(
-        binary=root / "bin" / "tritonserver",
-        lib_dir=package.parent / "nvidia_pytriton.libs",
-        python_backend=root / "backends" / "python",
-        stub=root / "python_backend_stubs" / version / "triton_python_backend_stub",
-    )
-    needed = [install.binary, install.lib_dir, install.python_backend / "libtriton_python.so",
-              install.python_backend / "triton_python_backend_utils.py", install.stub]
-    missing = [str(p) for p in needed if not p.exists()]
-    if missing:
-        raise MissingDependencyError(f"the nvidia-pytriton install at {package} lacks {missing} "
-                                     f"(Python {version}); reinstall it with `{INSTALL_HINT})")
-    return install
-
-
-def build_backend_dir(install: TritonInstall, dest: str | Path) -> Path:
-    """Make ``dest/python/`` with the python backend library, utils module and stub; returns ``dest``."""
-    folder = Path(dest) / "python"
-    folder.mkdir(parents=True, exist_ok=True)
-    for source in (install.python_backend / "libtriton_python.so",
-                   install.python_backend / "triton_python_backend_utils.py", install.stub):
-        target = folder / source.name
-        if target.is_symlink() or target.exists():
-            target.unlink()
-        target.symlink_to(source.resolve())
-    return Path(dest)
-
-
-def check_repository(repository: str | Path) -> Path:
-    """Refuse a model repository the pip ``tritonserver`` cannot serve, with the next step.
-
-    Raises:
-        ExportError: a model folder, config or generated file (ONNX, tables) is missing, or
-            an ONNX stage was exported for a backend this server lacks.
-    """
-    repo = Path(repository)
-    if not repo.is_dir():
-        raise ExportError(f"model repository {str(repo)!r} does not exist; {EXPORT_HINT}")
-    problems = []
-    for name in (*PYTHON_STAGES, *ONNX_STAGES, *ENSEMBLES):
-        config = repo / name / "config.pbtxt"
-        if not config.is_file():
-            problems.append(f"{config} is missing")
-            continue
-        try:
-            platform = read_model_config(config).platform
-        except ConfigError as exc:
-            problems.append(str(exc))
-            continue
-        if name in ONNX_STAGES and platform:
-            raise ExportError(f"{config} uses platform {platform!r}, which the pip tritonserver "
-                              "lacks (python backend only); re-export with `anoncodec export --backend "
-                              "python`, or serve this repository with the NGC Triton image")
-        if name not in ENSEMBLES:
-            problems += [f"{p} is missing" for p in missing_files(repo / name / "1", name)]
-            if not (repo / name / "1" / "model.py").is_file():
-                problems.append(f"{repo / name / '1' / 'model.py'} is missing")
-    if problems:
-        raise ExportError(f"model repository {repo} is incomplete ({'; '.join(problems[:4])}"
-                          f"{' ...' if len(problems) > 4 else ''}); {EXPORT_HINT}")
-    return repo
-
-
-def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """``n`` distinct TCP ports that were free a moment ago on ``host`` (for tests, demos)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind((host, 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def port_in_use(host: str, port: int) -> bool:
-    """Whether something listens on ``port`` of ``host`` (connections in TIME_WAIT don't count)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
 _ADMIN_KEY = re.compile(r"[A-Za-z0-9_-]{16,}")
-# python-backend shared memory regions (one per model instance, in /dev/shm)
-_SHM_REGION = re.compile(r"(/dev/shm/triton_python_backend_shm_region_[0-9a-f-]+)")
 
 
 def read_admin_key(path: str | Path) -> str:
@@ -203,34 +87,6 @@ def read_admin_key(path: str | Path) -> str:
     if hasattr(os, "getuid") and Path(path).stat().st_mode & 0o077:
         logger.warning("admin key file %s is readable by other users; chmod 600 it", path)
     return key
-
-
-def _process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (Linux ``/proc``; just ``[pid]`` elsewhere)."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo += parents.get(current, [])
-    return tree
-
-
-def _shm_regions(pid: int) -> set[str]:
-    """Python-backend shared memory files mapped by ``pid`` or its children."""
-    found: set[str] = set()
-    for p in _process_tree(pid):
-        try:
-            found.update(_SHM_REGION.findall(Path(f"/proc/{p}/maps").read_text()))
-        except OSError:
-            continue
-    return found
 
 
 def _search_path() -> str:

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from anoncodec.cli.main import main
+from anoncodec.frames import read_frames
 from tests.conftest import SAMPLES
 
 METHODS = ["original", "ours", "jpeg:20", "webp:20", "avif:30", "blur:20", "pixelate:20", "fill:20"]
@@ -22,14 +23,10 @@ def test_evaluate_every_method_on_three_images(tmp_path, capsys):
     cv2.imwrite(str(folder / "messi5.png"), cv2.imread(str(SAMPLES / "messi5.jpg")))
     cv2.imwrite(str(folder / "basketball1.png"), cv2.imread(str(SAMPLES / "basketball1.png")))
     # two frames of the bundled clip at half size, as a real (MJPG) video file
-    capture = cv2.VideoCapture(str(SAMPLES / "vtest_excerpt.avi"))
     video = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (384, 288))
-    for _ in range(2):
-        ok, frame = capture.read()
-        assert ok
-        video.write(cv2.resize(frame, (384, 288), interpolation=cv2.INTER_AREA))
+    for frame in read_frames(SAMPLES / "vtest_excerpt.avi", max_frames=2):
+        video.write(cv2.resize(frame[:, :, ::-1], (384, 288), interpolation=cv2.INTER_AREA))
     video.release()
-    capture.release()
     out = tmp_path / "out"
     argv = ["evaluate", "--data", str(folder), "--data", str(tmp_path / "clip.avi"), "--max-frames", "1",
             "--methods", *METHODS, "--out", str(out), "--repeats", "1", "--warmup", "0", "--no-progress"]

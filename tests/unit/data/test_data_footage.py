@@ -211,3 +211,19 @@ def test_bad_sources(tmp_path):
             FakeDetector([]),
             FakeDetector([]),
         )
+
+
+def test_footage_folder_uses_the_reader_order_and_suffixes(tmp_path):
+    """The same natural order and image suffixes as anoncodec.frames (f2 before f10, .webp)."""
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for name in ("f10.png", "f2.webp", "f1.jpg"):
+        Image.new("RGB", (64, 48), (90, 90, 90)).save(folder / name)
+    (folder / "notes.txt").write_text("not an image")
+    items = load_footage(
+        DataSourceConfig(kind="footage", path=str(folder)),
+        tmp_path / "cache",
+        FakeDetector([FACE]),
+        FakeDetector([]),
+    )
+    assert [it.id for it in items] == ["f1.jpg", "f2.webp", "f10.png"]

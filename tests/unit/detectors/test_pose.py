@@ -19,21 +19,16 @@ from anoncodec.detectors import (
 )
 from anoncodec.data.heads import pose_head_boxes
 from anoncodec.errors import ExportError, MissingDependencyError
-from tests.conftest import read_rgb, video_frame
+from tests.conftest import SAMPLES, read_rgb, video_frame
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:You are using the legacy TorchScript-based ONNX export:DeprecationWarning"
 )
 
-REPO = Path(__file__).resolve().parents[3]
-SAMPLE_DIRS = (REPO / "data" / "samples", REPO.parent / "shared" / "data" / "samples")
-
-
 def _sample(name: str) -> Path:
-    for folder in SAMPLE_DIRS:
-        if (folder / name).is_file():
-            return folder / name
-    pytest.skip(f"sample {name} not found under {[str(d) for d in SAMPLE_DIRS]}")
+    path = SAMPLES / name
+    assert path.is_file(), f"sample {name} is missing from {SAMPLES} (it is committed)"
+    return path
 
 
 
