@@ -23,7 +23,7 @@ SUBCOMMANDS = {
     "train": ("train", "train the codec with the ROI loss from a TOML/YAML config"),
     "encode": ("codec_io", "encode an image into a packet (PyTorch or ONNX Runtime)"),
     "decode": ("codec_io", "decode a packet into an image"),
-    "export": ("serve", "export a checkpoint and a person detector into a Triton model repository"),
+    "export": ("export", "export a checkpoint and a person detector into a Triton model repository"),
     "serve": ("serve", "run the model repository on the local tritonserver (CPU) until Ctrl-C"),
     "camera": ("camera", "stream a video file, image folder, webcam or RTSP URL to the server (frames or "
                "packets mode)"),
