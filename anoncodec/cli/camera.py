@@ -13,7 +13,13 @@ import json
 import logging
 
 from anoncodec.cli.guard_options import add_guard_arguments, guard_config
-from anoncodec.cli.options import defaults_of, non_negative_float, non_negative_int, positive_float, positive_int
+from anoncodec.cli.options import (
+    defaults_of,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from anoncodec.contract import DEFAULT_MODE, MODES
 from anoncodec.edge.client import WHEN_FULL, ClientConfig
 
