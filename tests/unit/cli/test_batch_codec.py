@@ -97,7 +97,8 @@ def test_several_files_give_the_packets_of_one_call_each(tiny, runtime, capsys):
     out, err = capsys.readouterr()
     assert len(_lines(out)) == 3 and "encoded by model" in err and "other.packet" in err
     assert sorted(p.name for p in (tmp / "png").iterdir()) == ["img0.png", "img1.png", "img2.png"]
-    assert Image.open(tmp / "png" / "img1.png").size == (64, 33)
+    with Image.open(tmp / "png" / "img1.png") as image:
+        assert image.size == (64, 33)
 
 
 def test_bad_batches_are_refused_before_the_codec_loads(tiny, capsys):
