@@ -27,6 +27,8 @@ __all__ = [
     "ENSEMBLE_NAMES",
     "MODES",
     "DEFAULT_MODE",
+    "MAX_FRAME_HEIGHT",
+    "MAX_FRAME_WIDTH",
     "ensemble",
     "ensemble_for_mode",
 ]
@@ -77,6 +79,10 @@ ENSEMBLE_NAMES: tuple[str, ...] = tuple(ENSEMBLES)
 #: it); "frames" sends raw frames to the server.
 MODES: dict[str, EnsembleSpec] = {"packets": ANALYZE_BITSTREAM, "frames": ANONYMIZE_FRAME}
 DEFAULT_MODE = "packets"
+#: largest frame (pixels per side) a model repository accepts unless exported with other
+#: ``--max-height``/``--max-width``: 4K UHD, landscape
+MAX_FRAME_HEIGHT = 2160
+MAX_FRAME_WIDTH = 3840
 
 
 def ensemble(name: str) -> EnsembleSpec:

@@ -1,71 +1,72 @@
 """``anoncodec camera``: stream a video file, image folder, webcam or RTSP/HTTP URL to Triton.
 
-Prints the run's summary as one JSON line. Imports the client inside ``run`` (no torch,
-ever; ``--help`` stays fast).
+Packets mode (the default, :data:`anoncodec.contract.DEFAULT_MODE`) encodes on the camera,
+so faces never leave it; frames mode sends raw frames and says so with a warning. Flag
+defaults are :class:`~anoncodec.edge.client.ClientConfig`'s. Prints the run's summary as
+one JSON line. Never imports torch.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 
-_DEFAULT_REPO = "model_repository"
+from anoncodec.cli.guard_options import add_guard_arguments, guard_config
+from anoncodec.cli.options import (
+    defaults_of,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from anoncodec.contract import DEFAULT_MODE, MODES
+from anoncodec.edge.client import WHEN_FULL, ClientConfig
 
+__all__ = ["add_arguments", "guard_setting", "run"]
 
-def _bounded(convert, lower: float, inclusive: bool, what: str):
-    """An argparse ``type`` that converts with ``convert`` and checks ``value >= lower`` (or ``>``)."""
+logger = logging.getLogger(__name__)
 
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        if not (value >= lower if inclusive else value > lower):  # also refuses NaN
-            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _bounded(int, 1, True, "a positive integer")
-_positive_float = _bounded(float, 0, False, "a positive number")
-_non_negative_int = _bounded(int, 0, True, "an integer >= 0")
-_non_negative_float = _bounded(float, 0, True, "a number >= 0")
+FRAMES_WARNING = ("--mode frames: raw frames, faces included, leave the camera and cross the network to %s; "
+                  "the default --mode packets anonymizes them on the camera")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = defaults_of(ClientConfig)
     parser.add_argument("--source", required=True,
                         help="video file, folder of images (sorted by name), image, webcam index (0, 1, ...) "
                         "or stream URL (rtsp://, http://)")
-    parser.add_argument("--url", default="localhost:8001", help="Triton gRPC address host:port")
-    parser.add_argument("--mode", default="frames", choices=["frames", "packets"],
-                        help="frames: send raw RGB frames to the anonymize_frame ensemble (for cameras that "
-                        "cannot encode; raw frames cross the network); packets: encode here with ONNX Runtime "
-                        "and send only the anonymized bitstream to analyze_bitstream")
-    parser.add_argument("--export-dir", default=_DEFAULT_REPO,
+    parser.add_argument("--url", default=d["url"], help="Triton gRPC address host:port")
+    parser.add_argument("--mode", default=DEFAULT_MODE, choices=list(MODES),
+                        help="packets: encode here with ONNX Runtime and send only the anonymized bitstream "
+                        "to analyze_bitstream (faces never leave the camera); frames: send raw RGB frames to "
+                        "the anonymize_frame ensemble (for cameras that cannot encode; raw frames, faces "
+                        "included, cross the network)")
+    parser.add_argument("--export-dir", default=d["export_dir"],
                         help="packets mode: the camera encoder, either the model repository `anoncodec export` "
                         "wrote (encoder/1/model.onnx, quantize/1/tables.npz) or a folder with encoder.onnx + "
                         "tables.npz; must be the same weights the server decodes with")
-    parser.add_argument("--max-in-flight", type=_positive_int, default=4,
+    parser.add_argument("--max-in-flight", type=positive_int, default=d["max_in_flight"],
                         help="frames sent but not yet delivered, at most (results come back in frame order)")
-    parser.add_argument("--buffer-size", type=_non_negative_int, default=16,
+    parser.add_argument("--buffer-size", type=non_negative_int, default=d["buffer_size"],
                         help="frames read but not yet sent, at most: they wait for an in-flight slot or, after "
                         "the server became unreachable (crash, restart), until it is back; kept in memory only "
                         "(frames mode: H*W*3 bytes each, packets mode: one packet each)")
-    parser.add_argument("--when-full", default="block", choices=["block", "drop-newest", "drop-oldest", "drop"],
+    parser.add_argument("--when-full", default=d["when_full"], choices=list(WHEN_FULL),
                         help="when --buffer-size frames wait: block (stop reading; every frame is sent), "
                         "drop-newest (skip the new frame; 'drop' is an alias) or drop-oldest (evict the oldest "
                         "waiting frame, keep the newest); dropped frames are counted (frames_dropped)")
-    parser.add_argument("--outage-timeout", type=_non_negative_float, default=120.0,
+    parser.add_argument("--outage-timeout", type=non_negative_float, default=d["outage_timeout_s"],
                         help="seconds to hold frames for a server that answered before and became unreachable; "
                         "then they count as failed (0: no waiting, frames fail after --retries)")
-    parser.add_argument("--retries", type=int, default=3,
+    parser.add_argument("--retries", type=int, default=d["retries"],
                         help="retries per frame while the server is overloaded or too slow (or unreachable "
                         "from the start), with exponential backoff; then the frame counts as failed")
-    parser.add_argument("--backoff", type=float, default=0.5,
+    parser.add_argument("--backoff", type=float, default=d["backoff_s"],
                         help="seconds before the first retry; doubles per retry up to --backoff-max")
-    parser.add_argument("--backoff-max", type=float, default=8.0, help="longest wait between retries, seconds")
-    parser.add_argument("--timeout", type=_positive_float, default=60.0,
+    parser.add_argument("--backoff-max", type=float, default=d["backoff_max_s"],
+                        help="longest wait between retries, seconds")
+    parser.add_argument("--timeout", type=positive_float, default=d["request_timeout_s"],
                         help="deadline of one request, seconds")
     parser.add_argument("--output-video",
                         help="write the anonymized frames returned by the server, with person boxes drawn, "
@@ -77,18 +78,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-port", type=int,
                         help="serve Prometheus metrics (latency and bytes-per-frame histograms, frames "
                         "sent/failed/dropped, frames buffered/in flight, server outages) on this port while streaming")
-    parser.add_argument("--metrics-addr", default="0.0.0.0", help="address the metrics server binds")
-    parser.add_argument("--max-frames", type=_positive_int, help="stop after this many frames")
-    parser.add_argument("--fps", type=_positive_float,
+    parser.add_argument("--metrics-addr", default=d["metrics_addr"], help="address the metrics server binds")
+    parser.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
+    parser.add_argument("--fps", type=positive_float,
                         help="read at most this many frames per second (replay a file as if live)")
-    parser.add_argument("--encoder-threads", type=int, default=0,
+    parser.add_argument("--encoder-threads", type=int, default=d["encoder_threads"],
                         help="packets mode: ONNX Runtime intra-op threads (0: ONNX Runtime's default)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--guard", action=argparse.BooleanOptionalAction, default=None,
-                        help="packets mode: guaranteed mode, erase every head CenterFace finds from the latent "
-                        "before it leaves the camera (default: on in packets mode; --no-guard turns it off)")
-    parser.add_argument("--guard-threshold", type=float, default=0.3, help="CenterFace score for --guard")
-    parser.add_argument("--guard-margin", type=int, default=1, help="latent cells --guard erases around each head")
+    add_guard_arguments(parser, None, "packets mode: guaranteed mode, erase every head CenterFace finds from the "
+                        "latent before it leaves the camera (default: on in packets mode; --no-guard turns it off)")
     tls = parser.add_argument_group("TLS", "for a server started with `anoncodec serve --tls-cert` (SECURITY.md)")
     tls.add_argument("--tls", action="store_true",
                      help="connect with TLS; the server certificate must name the host of --url")
@@ -102,15 +100,32 @@ def guard_setting(args: argparse.Namespace) -> bool:
     return args.mode == "packets" if args.guard is None else bool(args.guard)
 
 
+def _encoder(args: argparse.Namespace, guard: bool):
+    """Packets mode: the camera's :class:`~anoncodec.edge.EdgeEncoder` (with the guard when on)."""
+    from anoncodec.edge import EdgeEncoder, FaceGuard
+    from anoncodec.edge.client import find_encoder_files
+    from anoncodec.errors import ExportError
+
+    try:
+        files = find_encoder_files(args.export_dir)
+    except ExportError:
+        raise ExportError(f"--mode packets encodes on the camera and needs the encoder that `anoncodec export` "
+                          f"writes, but {args.export_dir!r} has none (neither encoder.onnx + tables.npz nor "
+                          "encoder/1/model.onnx + quantize/1/tables.npz): pass --export-dir with the server's "
+                          "model repository, or run `anoncodec export` first") from None
+    return EdgeEncoder(*files, threads=args.encoder_threads, guard=FaceGuard(guard_config(args)) if guard else None)
+
+
 def run(args: argparse.Namespace) -> int:
     import signal
     import sys
     import threading
 
-    from anoncodec.edge.client import CameraClient, ClientConfig
+    from anoncodec.edge.client import CameraClient
     from anoncodec.edge.sources import open_source
     from anoncodec.errors import ServerUnavailableError
 
+    guard = guard_setting(args)
     config = ClientConfig(
         url=args.url, mode=args.mode, export_dir=args.export_dir, max_in_flight=args.max_in_flight,
         when_full=args.when_full, retries=args.retries, backoff_s=args.backoff, backoff_max_s=args.backoff_max,
@@ -119,9 +134,11 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress and sys.stderr.isatty(), encoder_threads=args.encoder_threads,
         buffer_size=args.buffer_size, outage_timeout_s=args.outage_timeout, tls=args.tls, tls_ca=args.tls_ca,
         tls_cert=args.tls_cert, tls_key=args.tls_key,
-        guard=guard_setting(args), guard_threshold=args.guard_threshold,
-        guard_margin=args.guard_margin,
+        guard=guard, guard_threshold=args.guard_threshold, guard_margin=args.guard_margin,
     )
+    if args.mode == "frames":
+        logger.warning(FRAMES_WARNING, args.url)
+    encoder = _encoder(args, guard) if args.mode == "packets" else None
     stop = threading.Event()
 
     def on_signal(signum, frame):  # first: finish the frames in flight, then summarize; second: abort
@@ -134,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             handlers[sig] = signal.signal(sig, on_signal)
     try:
-        with open_source(args.source, args.max_frames, args.fps) as source, CameraClient(config) as client:
+        with open_source(args.source, args.max_frames, args.fps) as source, \
+                CameraClient(config, encoder=encoder) as client:
             summary = client.run(source, stop)
     finally:
         for sig, handler in handlers.items():

@@ -21,12 +21,12 @@ __all__ = ["main", "build_parser"]
 # name -> module in anoncodec.cli that defines add_arguments(parser) and run(args)
 SUBCOMMANDS = {
     "train": ("train", "train the codec with the ROI loss from a TOML/YAML config"),
-    "encode": ("codec_io", "encode an image into a packet (PyTorch or ONNX Runtime)"),
-    "decode": ("codec_io", "decode a packet into an image"),
-    "export": ("serve", "export a checkpoint and a person detector into a Triton model repository"),
+    "encode": ("codec_io", "encode images (files or folders) into packets (PyTorch or ONNX Runtime)"),
+    "decode": ("codec_io", "decode packets (files or folders) into images"),
+    "export": ("export", "export a checkpoint and a person detector into a Triton model repository"),
     "serve": ("serve", "run the model repository on the local tritonserver (CPU) until Ctrl-C"),
-    "camera": ("camera", "stream a video file, image folder, webcam or RTSP URL to the server (frames or "
-               "packets mode)"),
+    "camera": ("camera", "stream a video file, image folder, webcam or RTSP URL to the server (packets "
+               "mode: encoded on the camera; or frames mode)"),
     "demo": ("demo", "encode/decode the bundled samples with the default checkpoint (or --checkpoint) and report"),
     "evaluate": ("evaluate", "privacy/utility benchmark of the codec against JPEG, WebP, AVIF and blur/pixelate/fill"),
     "checkpoints": ("checkpoints", "list the released checkpoints that --checkpoint accepts by name (target bpp, "

@@ -161,6 +161,15 @@ def _copy_sources(dest: Path) -> None:
         (dest / name / "1" / ".gitkeep").touch()
 
 
+def _check_destination(repo: Path, options: RepositoryOptions) -> None:
+    """Refuse to write configs other than the defaults' into the committed ``model_repository/``."""
+    if repo.resolve() == SOURCE_REPOSITORY.resolve() and options != RepositoryOptions():
+        changed = [f.name for f in dataclasses.fields(options)
+                   if getattr(options, f.name) != getattr(RepositoryOptions(), f.name)]
+        raise ExportError(f"{SOURCE_REPOSITORY} is the committed repository of the default options; these differ "
+                          f"({', '.join(changed)}): export into another folder (--repository DIR)")
+
+
 def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
     from anoncodec.detectors._onnx import ort_session
 
@@ -194,7 +203,9 @@ def export_repository(
     Raises:
         ConfigError: ``checkpoint`` is neither a ladder name nor an existing file.
         ExportError: the codec cannot be exported or differs from PyTorch, the detector is
-            not a YOLOv8 ONNX model, or ``person_classes`` do not exist in it.
+            not a YOLOv8 ONNX model, ``person_classes`` do not exist in it, or
+            ``repository`` is the committed ``model_repository/`` and the options (after
+            the detector's input size is read) are not the defaults.
     """
     from anoncodec.codec import load_codec
     from anoncodec.codec.onnx_export import export_codec
@@ -202,6 +213,7 @@ def export_repository(
     from anoncodec.weights import resolve_checkpoint
 
     repo = Path(repository)
+    _check_destination(repo, options)
     if model is None:
         model = load_codec(resolve_checkpoint(checkpoint))
     detector_path = Path(detector) if detector else default_person_model_path()
@@ -222,6 +234,12 @@ def export_repository(
         raise ExportError(f"person classes {list(options.person_classes)} do not exist in {info.path}, which "
                           f"has {info.num_classes} classes; pass --person-classes (COCO models: 0)")
     options = dataclasses.replace(options, detector_height=info.height, detector_width=info.width)
+    try:
+        _check_destination(repo, options)  # a detector with a fixed input size changes the configs too
+    except ExportError:
+        if converted is not None:
+            converted.unlink(missing_ok=True)
+        raise
 
     repo.mkdir(parents=True, exist_ok=True)
     _copy_sources(repo)

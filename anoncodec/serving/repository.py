@@ -24,7 +24,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from anoncodec.contract import ANALYZE_BITSTREAM, ANONYMIZE_FRAME, FRAME, PACKET, EnsembleSpec
+from anoncodec.contract import (
+    ANALYZE_BITSTREAM,
+    ANONYMIZE_FRAME,
+    FRAME,
+    MAX_FRAME_HEIGHT,
+    MAX_FRAME_WIDTH,
+    PACKET,
+    EnsembleSpec,
+)
 from anoncodec.contract import ENSEMBLES as CONTRACT_ENSEMBLES
 
 __all__ = [
@@ -132,8 +140,8 @@ class RepositoryOptions:
     """
 
     backend: str = "python"
-    max_height: int = 2160
-    max_width: int = 3840
+    max_height: int = MAX_FRAME_HEIGHT
+    max_width: int = MAX_FRAME_WIDTH
     detector_height: int = 640
     detector_width: int = 640
     person_classes: tuple[int, ...] = (0, 1)

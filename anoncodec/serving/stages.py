@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from anoncodec.contract import MAX_FRAME_HEIGHT, MAX_FRAME_WIDTH
 from anoncodec.detectors.person import LetterboxParams, decode_yolo, letterbox
 from anoncodec.edge.encoder import frame_to_input
 from anoncodec.entropy_coder import FactorizedTables
@@ -57,8 +58,8 @@ class FrameLimits:
         max_width: largest accepted frame width (1..16384).
     """
 
-    max_height: int = 2160
-    max_width: int = 3840
+    max_height: int = MAX_FRAME_HEIGHT
+    max_width: int = MAX_FRAME_WIDTH
 
     def __post_init__(self) -> None:
         for name in ("max_height", "max_width"):

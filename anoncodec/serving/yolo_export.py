@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 from anoncodec.errors import ExportError, MissingDependencyError
@@ -55,8 +56,12 @@ def onnx_from_ultralytics(checkpoint: str | Path, dest: str | Path, imgsz: int =
         try:
             model = YOLO(str(source))
             names = {int(k): str(v) for k, v in dict(model.names).items()}
-            exported = model.export(format="onnx", imgsz=imgsz, opset=17, dynamic=False, simplify=False,
-                                    verbose=False)
+            with warnings.catch_warnings():
+                # ultralytics calls torch's TorchScript ONNX exporter, deprecated but still shipped (as in
+                # anoncodec.codec.onnx_export): its DeprecationWarnings are not ours to fix
+                warnings.simplefilter("ignore", DeprecationWarning)
+                exported = model.export(format="onnx", imgsz=imgsz, opset=17, dynamic=False, simplify=False,
+                                        verbose=False)
         except Exception as exc:
             raise ExportError(f"ultralytics could not export {checkpoint} to ONNX: {exc}") from exc
         dest.parent.mkdir(parents=True, exist_ok=True)

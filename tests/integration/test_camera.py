@@ -109,7 +109,7 @@ def test_metrics_are_exposed_while_streaming(server, exported):
 def test_without_a_server_frames_fail_after_retries_in_bounded_time(tmp_path, capsys):
     (port,) = free_ports(1)  # nothing listens there
     start = time.monotonic()
-    code = main(["camera", "--source", str(CLIP), "--url", f"127.0.0.1:{port}", "--max-frames", "4",
+    code = main(["camera", "--source", str(CLIP), "--url", f"127.0.0.1:{port}", "--mode", "frames", "--max-frames", "4",
                  "--retries", "2", "--backoff", "0.05", "--timeout", "5", "--no-progress",
                  "--detections", str(tmp_path / "d.jsonl"), "--output-video", str(tmp_path / "out.avi")])
     elapsed = time.monotonic() - start

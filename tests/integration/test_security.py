@@ -140,8 +140,8 @@ def test_plain_text_and_unauthenticated_clients_are_refused(secure):
 def test_the_camera_without_its_certificate_fails_with_a_hint(secure, tmp_path, capsys):
     server, certs, *_ = secure
     cv2.imwrite(str(tmp_path / "f.png"), _frame())
-    code = main(["camera", "--source", str(tmp_path / "f.png"), "--url", server.grpc_url, "--retries", "0",
-                 "--no-progress", "--tls", "--tls-ca", str(certs.ca)])
+    code = main(["camera", "--source", str(tmp_path / "f.png"), "--url", server.grpc_url, "--mode", "frames",
+                 "--retries", "0", "--no-progress", "--tls", "--tls-ca", str(certs.ca)])
     assert code == 2 and "--tls-cert" in capsys.readouterr().err
 
 

@@ -45,7 +45,8 @@ def test_encode_decode_round_trip(setup, runtime, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["bytes"] == (tmp / "p.bin").stat().st_size and (info["height"], info["width"]) == (40, 52)
     assert main(["decode", str(tmp / "p.bin"), "-o", str(tmp / "out.png"), "--checkpoint", str(ckpt)]) == 0
-    assert Image.open(tmp / "out.png").size == (52, 40)
+    with Image.open(tmp / "out.png") as image:
+        assert image.size == (52, 40)
 
 
 def test_bad_inputs_exit_2_with_one_line(setup, capsys):

@@ -137,7 +137,7 @@ def test_erase_leaves_a_latent_without_faces_untouched():
 
 
 @pytest.mark.parametrize("argv,expected", [
-    (["--mode", "packets"], True), (["--mode", "packets", "--no-guard"], False),
+    ([], True), (["--mode", "packets"], True), (["--mode", "packets", "--no-guard"], False),
     (["--mode", "frames"], False), (["--mode", "packets", "--guard"], True),
 ])
 def test_camera_guards_packets_by_default(argv, expected):
