@@ -21,9 +21,9 @@ from anoncodec.cli.options import (
     positive_int,
 )
 from anoncodec.contract import DEFAULT_MODE, MODES
-from anoncodec.edge.client import WHEN_FULL, ClientConfig
+from anoncodec.edge.client_config import WHEN_FULL, ClientConfig
 
-__all__ = ["add_arguments", "guard_setting", "run"]
+__all__ = ["add_arguments", "client_config", "guard_setting", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,12 +96,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def guard_setting(args: argparse.Namespace) -> bool:
-    """``--guard``/``--no-guard`` as given, else on exactly when packets leave the camera."""
-    return args.mode == "packets" if args.guard is None else bool(args.guard)
+    """``--guard``/``--no-guard`` as given, else on exactly when packets leave the camera
+    (:attr:`~anoncodec.edge.client_config.ClientConfig.guard_on` decides the same way)."""
+    return ClientConfig(mode=args.mode, guard=args.guard).guard_on
 
 
-def _encoder(args: argparse.Namespace, guard: bool):
-    """Packets mode: the camera's :class:`~anoncodec.edge.EdgeEncoder` (with the guard when on)."""
+def _encoder(args: argparse.Namespace, config: ClientConfig):
+    """Packets mode: the camera's :class:`~anoncodec.edge.EdgeEncoder` (with the guard when on),
+    built here rather than by the client so that a missing export gets the CLI's message."""
     from anoncodec.edge import EdgeEncoder, FaceGuard
     from anoncodec.edge.client import find_encoder_files
     from anoncodec.errors import ExportError
@@ -113,7 +115,24 @@ def _encoder(args: argparse.Namespace, guard: bool):
                           f"writes, but {args.export_dir!r} has none (neither encoder.onnx + tables.npz nor "
                           "encoder/1/model.onnx + quantize/1/tables.npz): pass --export-dir with the server's "
                           "model repository, or run `anoncodec export` first") from None
-    return EdgeEncoder(*files, threads=args.encoder_threads, guard=FaceGuard(guard_config(args)) if guard else None)
+    guard = FaceGuard(config.guard_settings) if config.guard_on else None
+    return EdgeEncoder(*files, threads=config.encoder_threads, guard=guard)
+
+
+def client_config(args: argparse.Namespace) -> ClientConfig:
+    """The :class:`ClientConfig` that parsed ``camera`` flags describe."""
+    import sys
+
+    return ClientConfig(
+        url=args.url, mode=args.mode, export_dir=args.export_dir, max_in_flight=args.max_in_flight,
+        when_full=args.when_full, retries=args.retries, backoff_s=args.backoff, backoff_max_s=args.backoff_max,
+        request_timeout_s=args.timeout, output_video=args.output_video, detections=args.detections,
+        metrics_port=args.metrics_port, metrics_addr=args.metrics_addr,
+        progress=not args.no_progress and sys.stderr.isatty(), encoder_threads=args.encoder_threads,
+        buffer_size=args.buffer_size, outage_timeout_s=args.outage_timeout, tls=args.tls, tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert, tls_key=args.tls_key,
+        guard=args.guard, guard_settings=guard_config(args),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,20 +144,10 @@ def run(args: argparse.Namespace) -> int:
     from anoncodec.edge.sources import open_source
     from anoncodec.errors import ServerUnavailableError
 
-    guard = guard_setting(args)
-    config = ClientConfig(
-        url=args.url, mode=args.mode, export_dir=args.export_dir, max_in_flight=args.max_in_flight,
-        when_full=args.when_full, retries=args.retries, backoff_s=args.backoff, backoff_max_s=args.backoff_max,
-        request_timeout_s=args.timeout, output_video=args.output_video, detections=args.detections,
-        metrics_port=args.metrics_port, metrics_addr=args.metrics_addr,
-        progress=not args.no_progress and sys.stderr.isatty(), encoder_threads=args.encoder_threads,
-        buffer_size=args.buffer_size, outage_timeout_s=args.outage_timeout, tls=args.tls, tls_ca=args.tls_ca,
-        tls_cert=args.tls_cert, tls_key=args.tls_key,
-        guard=guard, guard_threshold=args.guard_threshold, guard_margin=args.guard_margin,
-    )
+    config = client_config(args)
     if args.mode == "frames":
         logger.warning(FRAMES_WARNING, args.url)
-    encoder = _encoder(args, guard) if args.mode == "packets" else None
+    encoder = _encoder(args, config) if args.mode == "packets" else None
     stop = threading.Event()
 
     def on_signal(signum, frame):  # first: finish the frames in flight, then summarize; second: abort

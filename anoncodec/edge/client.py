@@ -126,10 +126,10 @@ class CameraClient:
             if config.export_dir is None:
                 raise ConfigError("packets mode needs export_dir (--export-dir) with the camera encoder")
             guard = None
-            if config.guard:
-                from anoncodec.edge.guard import FaceGuard, GuardConfig
+            if config.guard_on:
+                from anoncodec.edge.guard import FaceGuard
 
-                guard = FaceGuard(GuardConfig(config.guard_threshold, config.guard_margin))
+                guard = FaceGuard(config.guard_settings)
             self.encoder = EdgeEncoder(*find_encoder_files(config.export_dir), threads=config.encoder_threads,
                                        guard=guard)
         self.delays = backoff_schedule(config.retries, config.backoff_s, config.backoff_factor,

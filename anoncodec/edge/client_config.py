@@ -1,17 +1,20 @@
 """The camera client's settings: :class:`ClientConfig`, its modes and ``when_full`` policies,
 the gRPC codes worth a retry and the waits between retries.
 
-Standard library and anoncodec's contract and errors only.
+Standard library, anoncodec's contract and errors, and the guard's settings
+(:class:`~anoncodec.edge.guard.GuardConfig`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anoncodec.contract import DEFAULT_MODE
 from anoncodec.contract import MODES as CONTRACT_MODES
+from anoncodec.edge.guard import GuardConfig
 from anoncodec.errors import ConfigError
 
 __all__ = ["MODES", "WHEN_FULL", "RETRYABLE_STATUS", "ClientConfig", "backoff_schedule"]
@@ -63,12 +66,12 @@ class ClientConfig:
         tls_key: PEM private key of ``tls_cert``.
         guard: guaranteed mode (packets mode): CenterFace runs on the camera and the latent
             of every head it finds is erased before coding (:mod:`anoncodec.edge.guard`).
-        guard_threshold: CenterFace score above which a face is erased.
-        guard_margin: latent cells erased around each head.
+            None (the default): on in packets mode, off in frames mode (:attr:`guard_on`).
+        guard_settings: threshold, margin, upscale and max side of that guard.
     """
 
     url: str = "localhost:8001"
-    mode: str = "frames"
+    mode: str = DEFAULT_MODE
     export_dir: str | None = "model_repository"
     max_in_flight: int = 4
     when_full: str = "block"
@@ -89,9 +92,8 @@ class ClientConfig:
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
-    guard: bool = False
-    guard_threshold: float = 0.3
-    guard_margin: int = 1
+    guard: bool | None = None
+    guard_settings: GuardConfig = field(default_factory=GuardConfig)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -129,6 +131,11 @@ class ClientConfig:
         if self.guard and self.mode != "packets":
             raise ConfigError("guard=True needs mode='packets': the guaranteed mode erases heads in the camera's "
                               "own encoder (--mode packets --guard)")
+
+    @property
+    def guard_on(self) -> bool:
+        """Whether packets are guarded: ``guard`` as given, else exactly in packets mode."""
+        return self.mode == "packets" if self.guard is None else bool(self.guard)
 
     @property
     def drop_policy(self) -> str:

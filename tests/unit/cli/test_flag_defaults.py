@@ -58,16 +58,19 @@ def test_encode_and_camera_have_the_same_guard_flags_with_the_guards_defaults():
 
 
 def test_camera_guard_flags_reach_the_camera_encoder(tmp_path):
-    from anoncodec.cli.camera import _encoder
+    from anoncodec.cli.camera import _encoder, client_config
     from anoncodec.codec.onnx_export import export_codec
     from tests.conftest import tiny_codec
 
     export_codec(tiny_codec("factorized"), tmp_path)
     args = _defaults("camera", "--source", "x.mp4", "--export-dir", str(tmp_path), "--guard-upscale", "2",
                      "--guard-margin", "2", "--guard-max-side", "1280")
-    encoder = _encoder(args, guard=True)
+    config = client_config(args)
+    assert config.guard_on and config.guard_settings == GuardConfig(margin=2, upscale=2.0, max_side=1280)
+    encoder = _encoder(args, config)
     assert encoder.guard.config == GuardConfig(margin=2, upscale=2.0, max_side=1280)
-    assert _encoder(args, guard=False).guard is None
+    args.guard = False
+    assert _encoder(args, client_config(args)).guard is None
 
 
 def test_camera_packets_without_an_encoder_is_one_clear_line(tmp_path, capsys):

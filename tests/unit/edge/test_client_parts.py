@@ -139,7 +139,7 @@ def _watch_one_outage(infer, config):
     return back, waits
 
 
-CONFIG = ClientConfig(outage_timeout_s=3.0, backoff_s=0.25, backoff_factor=2.0, backoff_max_s=1.0)
+CONFIG = ClientConfig(mode="frames", outage_timeout_s=3.0, backoff_s=0.25, backoff_factor=2.0, backoff_max_s=1.0)
 
 
 def test_outage_probe_waits_grow_and_give_up_after_the_timeout():

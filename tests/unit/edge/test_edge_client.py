@@ -83,7 +83,7 @@ def _run(config, server, frames, **kw):
 
 def test_results_are_delivered_in_frame_order_although_answers_come_back_reversed(tmp_path):
     server = FakeServer()
-    config = ClientConfig(max_in_flight=5, detections=str(tmp_path / "d.jsonl"))
+    config = ClientConfig(mode="frames", max_in_flight=5, detections=str(tmp_path / "d.jsonl"))
     summary, delivered = _run(config, server, _frames(12))
     assert [r.index for r in delivered] == list(range(12))
     for r in delivered:
@@ -105,7 +105,7 @@ def test_results_are_delivered_in_frame_order_although_answers_come_back_reverse
 
 def test_max_in_flight_one_is_sequential():
     server = FakeServer()
-    summary, delivered = _run(ClientConfig(max_in_flight=1), server, _frames(5))
+    summary, delivered = _run(ClientConfig(mode="frames", max_in_flight=1), server, _frames(5))
     assert server.max_in_flight == 1 and summary.frames_ok == 5
 
 
@@ -122,7 +122,7 @@ def test_retries_wait_the_backoff_schedule_then_succeed():
         waits.append(seconds)
 
     server = FakeServer(unavailable=2)
-    config = ClientConfig(max_in_flight=1, retries=3, backoff_s=0.25, backoff_factor=2.0, backoff_max_s=10)
+    config = ClientConfig(mode="frames", max_in_flight=1, retries=3, backoff_s=0.25, backoff_factor=2.0, backoff_max_s=10)
     summary, delivered = _run(config, server, _frames(2), sleep=sleep)
     assert waits == [0.25, 0.5, 0.25, 0.5]  # two retries per frame
     assert [r.attempts for r in delivered] == [3, 3] and summary.frames_ok == 2 and summary.retries == 4
@@ -135,7 +135,7 @@ def test_server_down_fails_each_frame_after_bounded_retries(tmp_path):
         waits.append(seconds)
 
     server = FakeServer(unavailable=99)
-    config = ClientConfig(max_in_flight=2, retries=2, backoff_s=1.0, detections=str(tmp_path / "d.jsonl"),
+    config = ClientConfig(mode="frames", max_in_flight=2, retries=2, backoff_s=1.0, detections=str(tmp_path / "d.jsonl"),
                           output_video=str(tmp_path / "out.avi"))
     summary, delivered = _run(config, server, _frames(3), sleep=sleep)
     assert all(server.calls[i] == 3 for i in range(3))
@@ -150,7 +150,7 @@ def test_server_down_fails_each_frame_after_bounded_retries(tmp_path):
 
 def test_a_rejected_request_fails_at_once_without_retry():
     server = FakeServer(reject={1})
-    summary, delivered = _run(ClientConfig(retries=3, backoff_s=5.0), server, _frames(3))
+    summary, delivered = _run(ClientConfig(mode="frames", retries=3, backoff_s=5.0), server, _frames(3))
     assert [r.status for r in delivered] == ["ok", "failed", "ok"]
     assert server.calls[1] == 1 and delivered[1].attempts == 1 and "INVALID_ARGUMENT" in delivered[1].error
     assert (summary.frames_ok, summary.frames_failed) == (2, 1)
@@ -159,7 +159,7 @@ def test_a_rejected_request_fails_at_once_without_retry():
 def test_drop_policy_skips_frames_while_every_slot_is_taken():
     # no buffer: the first two frames fill both slots; the next three are read while those are in flight
     server = FakeServer(delays=[0.6, 0.6, 0, 0, 0])
-    summary, delivered = _run(ClientConfig(max_in_flight=2, when_full="drop", buffer_size=0), server, _frames(5))
+    summary, delivered = _run(ClientConfig(mode="frames", max_in_flight=2, when_full="drop", buffer_size=0), server, _frames(5))
     assert [r.status for r in delivered] == ["ok", "ok", "dropped", "dropped", "dropped"]
     assert (summary.frames_ok, summary.frames_dropped) == (2, 3) and set(server.calls) == {0, 1}
     assert summary.mean_bytes_per_frame == H * W * 3  # dropped frames are not counted as sent
@@ -167,7 +167,7 @@ def test_drop_policy_skips_frames_while_every_slot_is_taken():
 
 def test_block_policy_sends_every_frame():
     server = FakeServer(delays=[0.05] * 6)
-    summary, delivered = _run(ClientConfig(max_in_flight=2, when_full="block"), server, _frames(6))
+    summary, delivered = _run(ClientConfig(mode="frames", max_in_flight=2, when_full="block"), server, _frames(6))
     assert summary.frames_ok == 6 and summary.frames_dropped == 0 and server.max_in_flight == 2
 
 
@@ -180,14 +180,14 @@ def test_stop_event_ends_reading_and_delivers_what_was_sent():
         if result.index == 2:
             stop.set()
 
-    with CameraClient(ClientConfig(max_in_flight=1), infer=FakeServer()) as client:
+    with CameraClient(ClientConfig(mode="frames", max_in_flight=1), infer=FakeServer()) as client:
         summary = client.run(_frames(50), stop=stop, on_result=on_result)
     assert 3 <= summary.frames_ok < 50 and [r.index for r in delivered] == list(range(summary.frames_ok))
 
 
 def test_annotated_video_holds_one_anonymized_frame_per_ok_frame(tmp_path):
     out = tmp_path / "out.avi"
-    summary, _ = _run(ClientConfig(output_video=str(out)), FakeServer(reject={2}), _frames(5))
+    summary, _ = _run(ClientConfig(mode="frames", output_video=str(out)), FakeServer(reject={2}), _frames(5))
     frames = read_video_frames(out)
     assert len(frames) == summary.frames_ok == 4
     assert frames[0].shape == (H, W, 3)
@@ -201,7 +201,7 @@ def test_metrics_are_served_on_the_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = ClientConfig(metrics_port=port, metrics_addr="127.0.0.1")
+    config = ClientConfig(mode="frames", metrics_port=port, metrics_addr="127.0.0.1")
     with CameraClient(config, infer=FakeServer(unavailable=1), sleep=lambda s: asyncio.sleep(0)) as client:
         client.run(_frames(3))
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()

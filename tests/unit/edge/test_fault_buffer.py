@@ -102,7 +102,7 @@ def test_frames_wait_for_a_restarted_server_and_come_back_once_in_order(tmp_path
     # frame 4 holds the only slot and waits; 5..11 meet a buffer of 4 while the server is down
     server = FlakyServer()
     events = [threading.Event() for _ in range(15)]
-    config = ClientConfig(max_in_flight=1, buffer_size=4, when_full=policy, backoff_s=0.02, backoff_max_s=0.05,
+    config = ClientConfig(mode="frames", max_in_flight=1, buffer_size=4, when_full=policy, backoff_s=0.02, backoff_max_s=0.05,
                           outage_timeout_s=20, retries=0, detections=str(tmp_path / "d.jsonl"))
     delivered = []
 
@@ -128,7 +128,7 @@ def test_frames_wait_for_a_restarted_server_and_come_back_once_in_order(tmp_path
 
 def test_a_lost_answer_is_resent_but_the_frame_is_delivered_once(tmp_path):
     server = FlakyServer(lose_answer={3})
-    config = ClientConfig(max_in_flight=2, backoff_s=0.01, detections=str(tmp_path / "d.jsonl"))
+    config = ClientConfig(mode="frames", max_in_flight=2, backoff_s=0.01, detections=str(tmp_path / "d.jsonl"))
     summary, delivered, metrics = _run(config, server, [_frame(i) for i in range(6)])
     assert server.processed.count(3) == 2  # the server did the work twice ...
     assert [r.index for r in delivered] == list(range(6))  # ... the camera delivers it once
@@ -146,7 +146,7 @@ def test_held_frames_fail_after_the_outage_timeout_then_the_client_fails_fast():
         for i in range(1, 6):
             yield _frame(i)
 
-    config = ClientConfig(max_in_flight=2, buffer_size=2, outage_timeout_s=0.3, retries=1, backoff_s=0.01,
+    config = ClientConfig(mode="frames", max_in_flight=2, buffer_size=2, outage_timeout_s=0.3, retries=1, backoff_s=0.01,
                           backoff_max_s=0.05)
     start = time.monotonic()
     summary, delivered, metrics = _run(config, server, frames())
@@ -165,7 +165,7 @@ def test_a_server_that_never_answered_is_not_waited_for():
     async def sleep(seconds):
         waits.append(seconds)
 
-    config = ClientConfig(max_in_flight=1, retries=2, backoff_s=0.5, outage_timeout_s=60)
+    config = ClientConfig(mode="frames", max_in_flight=1, retries=2, backoff_s=0.5, outage_timeout_s=60)
     summary, delivered, metrics = _run(config, server, [_frame(i) for i in range(3)], sleep=sleep)
     assert [r.status for r in delivered] == ["failed"] * 3 and [r.attempts for r in delivered] == [3, 3, 3]
     assert waits == [0.5, 1.0] * 3 and summary.outages == 0 and metrics["server_outages_total"] == 0
@@ -180,7 +180,7 @@ def test_outage_timeout_zero_keeps_per_frame_retries():
         server.down.set()
         yield _frame(1)
 
-    config = ClientConfig(outage_timeout_s=0, retries=1, backoff_s=0.01)
+    config = ClientConfig(mode="frames", outage_timeout_s=0, retries=1, backoff_s=0.01)
     summary, delivered, _ = _run(config, server, frames())
     assert [r.status for r in delivered] == ["ok", "failed"] and delivered[1].attempts == 2
     assert summary.outages == 0
@@ -197,8 +197,8 @@ def test_bad_buffer_and_tls_settings_raise_config_error(kwargs, match):
 
 
 def test_drop_is_the_old_name_of_drop_newest():
-    assert ClientConfig(when_full="drop").drop_policy == "drop-newest"
-    assert ClientConfig(when_full="drop-oldest").drop_policy == "drop-oldest"
+    assert ClientConfig(mode="frames", when_full="drop").drop_policy == "drop-newest"
+    assert ClientConfig(mode="frames", when_full="drop-oldest").drop_policy == "drop-oldest"
 
 
 def test_grpc_errors_are_classified_for_retries_and_outages():
