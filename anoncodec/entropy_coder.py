@@ -57,7 +57,7 @@ class CategoricalCoder:
         self.max_values = np.array([p.size - 1 for p in self.pmfs], dtype=np.int64)
 
     @classmethod
-    def from_cdfs(cls, cdfs: np.ndarray, lengths: np.ndarray, offsets: np.ndarray) -> "CategoricalCoder":
+    def from_cdfs(cls, cdfs: np.ndarray, lengths: np.ndarray, offsets: np.ndarray) -> CategoricalCoder:
         """Build from CompressAI's ``quantized_cdf [T, Lmax]``, ``cdf_length [T]``, ``offset [T]``."""
         cdfs = np.asarray(cdfs, dtype=np.int64)
         pmfs = [np.diff(cdfs[t, : int(n)]) for t, n in enumerate(np.asarray(lengths))]
@@ -235,7 +235,7 @@ class FactorizedTables:
         Path(path).write_bytes(buf.getvalue())
 
     @classmethod
-    def load(cls, path: str | Path) -> "FactorizedTables":
+    def load(cls, path: str | Path) -> FactorizedTables:
         """Read tables written by :meth:`save`."""
         with np.load(path) as f:
             lengths = f["lengths"]

@@ -17,7 +17,8 @@ timestamp in seconds.
 
 ``stride`` keeps every n-th frame (indices 0, n, 2n, ...; skipped video frames are
 grabbed, not converted); ``max_frames`` stops after that many kept frames; ``fps``
-throttles delivery to at most that rate (replay a file as if it were live). A source that cannot be opened or decoded raises
+throttles delivery to at most that rate (replay a file as if it were live). A source that
+cannot be opened or decoded raises
 :class:`~anoncodec.errors.DatasetError`.
 """
 
@@ -152,7 +153,7 @@ class FrameSource:
     def close(self) -> None:
         """Release the underlying capture (idempotent)."""
 
-    def __enter__(self) -> "FrameSource":
+    def __enter__(self) -> FrameSource:
         return self
 
     def __exit__(self, *exc) -> None:

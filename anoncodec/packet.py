@@ -91,7 +91,7 @@ class Field:
         """Largest value an integer field holds (``2**(8*size) - 1``)."""
         return (1 << (8 * self.size)) - 1
 
-    def at(self, base: int) -> "Field":
+    def at(self, base: int) -> Field:
         """The same field in a record that starts at ``base``."""
         return Field(self.name, base + self.offset, self.format)
 

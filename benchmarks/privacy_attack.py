@@ -125,8 +125,8 @@ def attack_methods(codec, decoder, checkpoint_name: str, guard) -> list:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from anoncodec.cli.main import build_parser
     from anoncodec.cli.evaluate import run as run_evaluate
+    from anoncodec.cli.main import build_parser
     from anoncodec.codec import load_codec
     from anoncodec.config import DataSourceConfig
     from anoncodec.data import load_source

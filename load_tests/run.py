@@ -126,7 +126,8 @@ def run_staircase(args: argparse.Namespace, url: str, ensembles: Sequence[str], 
             "frame_shape": info["frame_shape"], "mean_request_bytes": info["mean_bytes"],
             "wall_s": round(time.monotonic() - started, 1),
             # the load generator shares the machine with the server (and whatever else runs there)
-            "loadavg_before": [round(v, 2) for v in load_before], "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+            "loadavg_before": [round(v, 2) for v in load_before],
+            "loadavg_after": [round(v, 2) for v in os.getloadavg()],
             "locust_files": sorted(p.name for p in out.glob(f"{name}*"))}
     return CapacityReport.build(records, load, args.slo_ms, ensembles, info["until_s"], meta)
 

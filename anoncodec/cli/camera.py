@@ -73,7 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "to this video (.avi: MJPG, .mp4: mp4v); raw frames are never written")
     parser.add_argument("--detections",
                         help="write one JSON line per frame: frame, timestamp, status, boxes (x1,y1,x2,y2), "
-                        "scores, bytes_sent, bits, latency_ms (encode + request + retries), wait_ms (waiting in the buffer "
+                        "scores, bytes_sent, bits, latency_ms (encode + request + retries), "
+                        "wait_ms (waiting in the buffer "
                         "for a slot or the server), attempts, error (why a frame failed or was dropped)")
     parser.add_argument("--metrics-port", type=int,
                         help="serve Prometheus metrics (latency and bytes-per-frame histograms, frames "
@@ -137,7 +138,6 @@ def client_config(args: argparse.Namespace) -> ClientConfig:
 
 def run(args: argparse.Namespace) -> int:
     import signal
-    import sys
     import threading
 
     from anoncodec.edge.client import CameraClient
@@ -169,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(summary.to_dict()), flush=True)
     if summary.frames_ok == 0 and summary.frames_failed > 0:
         raise ServerUnavailableError(f"no frame got through to {args.url} ({summary.frames_failed} failed; last "
-                                     f"error: {summary.last_error}); is the server up (`anoncodec serve`) and serving the "
+                                     f"error: {summary.last_error}); is the server up (`anoncodec serve`) "
+                                     "and serving the "
                                      "same model as --export-dir? If it uses TLS, check --tls, --tls-ca and the client "
                                      "certificate (--tls-cert/--tls-key)")
     return 0

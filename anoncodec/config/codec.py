@@ -70,7 +70,7 @@ class CodecConfig(_Serializable):
                 data.pop(key)
         return data
 
-    def without_gate(self) -> "CodecConfig":
+    def without_gate(self) -> CodecConfig:
         """The same transforms without the gate (what a gated codec is initialized from)."""
         defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in _GATE_FIELDS}
         return dataclasses.replace(self, **defaults)

@@ -90,5 +90,7 @@ class ServeConfig(_Serializable):
                f"expected distinct names from {list(RESTRICTABLE_PROTOCOLS)}")
         _check(self.admin_key_file is None or len(self.admin_protocols) > 0,
                "serve.admin_key_file is set but serve.admin_protocols is empty; name what the key protects")
-        _check(isinstance(self.admin_header, str) and re.fullmatch(r"[a-z0-9][a-z0-9-]*", self.admin_header) is not None,
+        header = self.admin_header
+        header_ok = isinstance(header, str) and re.fullmatch(r"[a-z0-9][a-z0-9-]*", header) is not None
+        _check(header_ok,
                f"serve.admin_header={self.admin_header!r}; expected lowercase letters, digits and '-'")

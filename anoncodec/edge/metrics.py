@@ -73,7 +73,7 @@ class CameraMetrics:
         try:
             started = prom.start_http_server(port, addr=addr, registry=self.registry)
         except OSError as exc:
-            raise ConfigError(f"cannot serve metrics on {addr}:{port} ({exc}); choose another --metrics-port")
+            raise ConfigError(f"cannot serve metrics on {addr}:{port} ({exc}); choose another --metrics-port") from exc
         self._server = started[0] if isinstance(started, tuple) else None
         return self._server.server_port if self._server is not None else port
 

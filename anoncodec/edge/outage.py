@@ -43,7 +43,7 @@ class OutageWatch:
         count: outages started.
     """
 
-    def __init__(self, config: "ClientConfig", metrics: "CameraMetrics", infer: Any,
+    def __init__(self, config: ClientConfig, metrics: CameraMetrics, infer: Any,
                  sleep: Callable[[float], Awaitable[None]], on_end: Callable[[bool, float], None]) -> None:
         self.config, self.metrics, self.infer = config, metrics, infer
         self._sleep, self._on_end = sleep, on_end

@@ -6,8 +6,8 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -80,7 +80,7 @@ def environment() -> dict[str, object]:
     return {"commit": commit, "device": f"cpu: {cpu}", "cores": os.cpu_count(), "versions": versions}
 
 
-def write_record(record: dict, path: "str | os.PathLike[str]") -> None:
+def write_record(record: dict, path: str | os.PathLike[str]) -> None:
     """Write one benchmark record as indented JSON (creating the folder) and say where."""
     import json
     from pathlib import Path

@@ -145,7 +145,8 @@ def _quality(family: str, value: str) -> int:
     try:
         q = int(value)
     except ValueError:
-        raise ConfigError(f"{family}:{value}: quality {value!r} is not an integer; expected e.g. {family}:10,40,75")
+        raise ConfigError(f"{family}:{value}: quality {value!r} is not an integer; "
+                          f"expected e.g. {family}:10,40,75") from None
     if not 1 <= q <= 100:
         raise ConfigError(f"{family} quality {q}; expected 1..100")
     return q

@@ -253,7 +253,8 @@ def write_report(out_dir: str | Path, summaries: Sequence[MethodSummary], *, com
     lines += [f"![{title}]({name})" for name, (_, title, _) in PLOTS.items()]
     if grid:
         lines += ["", "## Image grid", "",
-                  "Original, ours, ours + guard, blur + JPEG and plain JPEG (the blur and JPEG rate points nearest ours in bpp), "
+                  "Original, ours, ours + guard, blur + JPEG and plain JPEG "
+                  "(the blur and JPEG rate points nearest ours in bpp), "
                   "downscaled and JPEG-compressed for the repository:", "", f"![image grid]({grid})"]
     lines += ["", "## Where our codec stands", ""]
     lines += verdict_lines(summaries)

@@ -58,7 +58,7 @@ class ImageResult:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ImageResult":
+    def from_dict(cls, data: dict[str, Any]) -> ImageResult:
         return cls(**data)
 
     def boxes(self, name: str) -> np.ndarray:

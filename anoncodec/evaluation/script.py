@@ -9,7 +9,7 @@ import argparse
 import logging
 import shlex
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 __all__ = ["script_main"]
 

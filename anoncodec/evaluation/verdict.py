@@ -107,7 +107,7 @@ def verdict_lines(summaries: Sequence[MethodSummary]) -> list[str]:
         lines.append("")
         versus = list(cmp["versus"].values())
 
-        def named(cond) -> str:
+        def named(cond, versus=versus) -> str:
             return ", ".join(v["label"] for v in versus if cond(v))
 
         if original is not None:

@@ -126,7 +126,7 @@ class PacketTarget:
     encoder_onnx: Path | None = None
 
     @classmethod
-    def from_repository(cls, repository: str | Path) -> "PacketTarget":
+    def from_repository(cls, repository: str | Path) -> PacketTarget:
         """Load everything from a model repository written by ``anoncodec export``.
 
         Raises:

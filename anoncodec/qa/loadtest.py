@@ -133,7 +133,7 @@ class StepLoad:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "StepLoad":
+    def from_dict(cls, d: dict[str, Any]) -> StepLoad:
         return cls(**d)
 
 
@@ -156,13 +156,13 @@ def _dest(flag: str) -> str:
 def add_step_load_arguments(add_argument: Any) -> None:
     """Add the staircase flags through ``add_argument`` (an argparse parser's, or Locust's)."""
     defaults = StepLoad()
-    for flag, field, kind, text in STEP_LOAD_FLAGS:
-        add_argument(flag, type=kind, default=getattr(defaults, field), help=f"{text} (default: %(default)s)")
+    for flag, name, kind, text in STEP_LOAD_FLAGS:
+        add_argument(flag, type=kind, default=getattr(defaults, name), help=f"{text} (default: %(default)s)")
 
 
 def step_load_from(options: Any) -> StepLoad:
     """The :class:`StepLoad` that parsed staircase flags describe (raises ConfigError if invalid)."""
-    return StepLoad(**{field: getattr(options, _dest(flag)) for flag, field, _, _ in STEP_LOAD_FLAGS})
+    return StepLoad(**{name: getattr(options, _dest(flag)) for flag, name, _, _ in STEP_LOAD_FLAGS})
 
 
 def step_load_argv(options: Any) -> list[str]:
@@ -353,7 +353,7 @@ class CapacityReport:
 
     @classmethod
     def build(cls, records: Sequence[RequestRecord], load: StepLoad, slo_ms: float, names: Sequence[str] = (),
-              until_s: float | None = None, meta: dict[str, Any] | None = None) -> "CapacityReport":
+              until_s: float | None = None, meta: dict[str, Any] | None = None) -> CapacityReport:
         """Summarize ``records`` of a run that followed ``load``."""
         steps = summarize_steps(records, load, names, until_s)
         found = list(dict.fromkeys(r.name for r in steps))

@@ -6,7 +6,7 @@ Torch only. Masks are built from ``xyxy`` pixel boxes (clipped to the image).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

@@ -79,7 +79,7 @@ def read_admin_key(path: str | Path) -> str:
         key = Path(path).read_text().strip()
     except OSError as exc:
         raise ConfigError(f"cannot read the admin key file {str(path)!r} ({exc}); create it, e.g. "
-                          "`python -c 'import secrets; print(secrets.token_urlsafe(32))' > admin.key`")
+                          "`python -c 'import secrets; print(secrets.token_urlsafe(32))' > admin.key`") from exc
     if not _ADMIN_KEY.fullmatch(key):
         raise ConfigError(f"the admin key in {str(path)!r} ({len(key)} characters) must be at least 16 "
                           "characters of A-Za-z0-9_- ; generate one with "
@@ -208,7 +208,7 @@ class TritonServer:
         env.setdefault("OMP_NUM_THREADS", "1")
         return env
 
-    def start(self) -> "TritonServer":
+    def start(self) -> TritonServer:
         """Start the server and wait until every model is ready.
 
         Raises:
@@ -334,7 +334,7 @@ class TritonServer:
         self.stop()
         shutil.rmtree(self._workdir, ignore_errors=True)
 
-    def __enter__(self) -> "TritonServer":
+    def __enter__(self) -> TritonServer:
         return self.start() if self.process is None else self
 
     def __exit__(self, *exc) -> None:

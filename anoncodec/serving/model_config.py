@@ -124,7 +124,7 @@ class ModelConfig:
     parameters: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_text(cls, text: str) -> "ModelConfig":
+    def from_text(cls, text: str) -> ModelConfig:
         """Read the fields of a ``config.pbtxt``'s text.
 
         Raises:

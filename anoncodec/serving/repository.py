@@ -209,7 +209,8 @@ def _tensors(kind: str, tensors: tuple[Tensor, ...], options: RepositoryOptions,
     if batched:  # Triton adds the batch dimension itself
         tensors = tuple((short, dtype, dims[1:]) for short, dtype, dims in tensors)
     items = [
-        f'  {{\n    name: "{prefix + short}"\n    data_type: TYPE_{_CONFIG_TYPES.get(dtype, dtype)}\n    dims: [ {_dims(dims, options)} ]\n  }}'
+        f'  {{\n    name: "{prefix + short}"\n    data_type: TYPE_{_CONFIG_TYPES.get(dtype, dtype)}\n'
+        f'    dims: [ {_dims(dims, options)} ]\n  }}'
         for short, dtype, dims in tensors
     ]
     return f"{kind} [\n" + ",\n".join(items) + "\n]\n"

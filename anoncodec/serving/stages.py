@@ -99,7 +99,7 @@ class CodecInfo:
                 "latent_channels": self.latent_channels, "architecture": self.architecture}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "CodecInfo":
+    def from_dict(cls, data: dict) -> CodecInfo:
         return cls(bytes.fromhex(data["model_id"]), int(data["downsampling"]),
                    int(data["latent_channels"]), str(data.get("architecture", "factorized")))
 

@@ -8,7 +8,6 @@ Stdlib + anoncodec's errors and :mod:`anoncodec.serving.repository` /
 from __future__ import annotations
 
 import importlib.util
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path

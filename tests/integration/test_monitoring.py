@@ -123,7 +123,7 @@ def cameras(server, exported, tmp_path_factory):
         stdout, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, (out / f"{mode}.log").read_text()[-2000:]
         summaries[mode] = json.loads(stdout.strip().splitlines()[-1])
-    for mode, summary in summaries.items():
+    for summary in summaries.values():
         assert summary["frames_ok"] > 0 and summary["frames_failed"] == 0, summary
 
 

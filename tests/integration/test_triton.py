@@ -150,8 +150,8 @@ def _bad_requests(exported, reference):
     good = pack(encoder.encode(_frame(64, 64)))
     corrupted = bytearray(good)
     corrupted[40] ^= 0xFF
-    from anoncodec.edge import EdgeEncoder
     from anoncodec.codec.onnx_export import export_codec
+    from anoncodec.edge import EdgeEncoder
 
     other_dir = exported / "other"
     if not (other_dir / "encoder.onnx").exists():

@@ -6,7 +6,8 @@ from anoncodec.errors import ConfigError
 
 def test_paper_defaults():
     c = RoiLossConfig()
-    assert (c.mse_weight, c.person_weight, c.head_weight, c.rate_weight, c.head_k, c.person_k) == (1, 1, 0.6, 0.04, 1, 0)
+    weights = (c.mse_weight, c.person_weight, c.head_weight, c.rate_weight, c.head_k, c.person_k)
+    assert weights == (1, 1, 0.6, 0.04, 1, 0)
 
 
 def test_round_trip():

@@ -149,7 +149,8 @@ def test_dashboard_is_provisioned_with_its_datasource():
 def test_dashboard_has_the_panels_the_issue_asks_for():
     exprs = "\n".join(e for _, e in dashboard_queries())
     for needle in ("rate(nv_inference_request_success", "nv_inference_request_summary_us",
-                   'quantile=~"0.5|0.95|0.99"', "nv_inference_queue_duration_us", "nv_inference_compute_infer_duration_us",
+                   'quantile=~"0.5|0.95|0.99"', "nv_inference_queue_duration_us",
+                   "nv_inference_compute_infer_duration_us",
                    "rate(nv_inference_count", "rate(nv_inference_exec_count", "nv_inference_request_failure",
                    "anoncodec_camera_latency_seconds_bucket", "anoncodec_camera_bytes_per_frame_sum"):
         assert needle in exprs, needle
@@ -213,7 +214,7 @@ def test_dockerfiles_parse_and_pin_their_bases():
                 key, value = c.value[0].split("=", 1)
                 args[key] = value
             elif c.cmd == "FROM":
-                image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], c.value[0])
+                image = re.sub(r"\$\{(\w+)\}", lambda m, args=args: args[m.group(1)], c.value[0])
                 assert re.search(r":[\w.-]+$", image) and not image.endswith(":latest"), (path.name, image)
                 if len(c.value) == 3:
                     stages.add(c.value[2])

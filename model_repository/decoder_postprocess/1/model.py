@@ -1,4 +1,5 @@
-"""Triton python model of the ``decoder_postprocess`` stage: crop the decoded frame to uint8 and letterbox it for the detector.
+"""Triton python model of the ``decoder_postprocess`` stage: crop the decoded frame to uint8
+and letterbox it for the detector.
 
 A thin adapter: the logic lives in anoncodec.serving (runtime.py, stages.py).
 """

@@ -40,15 +40,12 @@ def _scene_with_known_head(head_px: float, x: float, y: float):
 @pytest.mark.parametrize("head_px,x,y", [(96, 300, 180), (48, 100, 60), (160, 420, 250)])
 def test_default_checkpoint_writes_medians_under_an_unseen_head(head_px, x, y):
     from anoncodec.codec import load_codec
-    from anoncodec.codec.images import frame_to_tensor
-    from anoncodec.roi.loss import latent_cell_mask
-    from anoncodec.weights import default_checkpoint
-
-    from anoncodec.codec.images import tensor_to_frame
+    from anoncodec.codec.images import frame_to_tensor, tensor_to_frame
+    from anoncodec.edge.guard import FaceGuard
     from anoncodec.evaluation.metrics import psnr_outside
     from anoncodec.packet import pack, unpack
-
-    from anoncodec.edge.guard import FaceGuard
+    from anoncodec.roi.loss import latent_cell_mask
+    from anoncodec.weights import default_checkpoint
 
     model = load_codec(default_checkpoint().path)
     frame, heads = _scene_with_known_head(head_px, x, y)

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from anoncodec.data.heads import pose_head_boxes
 from anoncodec.detectors import (
     box_iou,
     decode_yolo_pose,
     letterbox,
     pose_onnx_path,
 )
-from anoncodec.data.heads import pose_head_boxes
 from anoncodec.errors import ExportError, MissingDependencyError
 from tests.conftest import SAMPLES, read_rgb, video_frame
 

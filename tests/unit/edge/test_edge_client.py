@@ -122,7 +122,8 @@ def test_retries_wait_the_backoff_schedule_then_succeed():
         waits.append(seconds)
 
     server = FakeServer(unavailable=2)
-    config = ClientConfig(mode="frames", max_in_flight=1, retries=3, backoff_s=0.25, backoff_factor=2.0, backoff_max_s=10)
+    config = ClientConfig(mode="frames", max_in_flight=1, retries=3, backoff_s=0.25, backoff_factor=2.0,
+                          backoff_max_s=10)
     summary, delivered = _run(config, server, _frames(2), sleep=sleep)
     assert waits == [0.25, 0.5, 0.25, 0.5]  # two retries per frame
     assert [r.attempts for r in delivered] == [3, 3] and summary.frames_ok == 2 and summary.retries == 4
@@ -135,7 +136,8 @@ def test_server_down_fails_each_frame_after_bounded_retries(tmp_path):
         waits.append(seconds)
 
     server = FakeServer(unavailable=99)
-    config = ClientConfig(mode="frames", max_in_flight=2, retries=2, backoff_s=1.0, detections=str(tmp_path / "d.jsonl"),
+    config = ClientConfig(mode="frames", max_in_flight=2, retries=2, backoff_s=1.0,
+                          detections=str(tmp_path / "d.jsonl"),
                           output_video=str(tmp_path / "out.avi"))
     summary, delivered = _run(config, server, _frames(3), sleep=sleep)
     assert all(server.calls[i] == 3 for i in range(3))
@@ -159,7 +161,8 @@ def test_a_rejected_request_fails_at_once_without_retry():
 def test_drop_policy_skips_frames_while_every_slot_is_taken():
     # no buffer: the first two frames fill both slots; the next three are read while those are in flight
     server = FakeServer(delays=[0.6, 0.6, 0, 0, 0])
-    summary, delivered = _run(ClientConfig(mode="frames", max_in_flight=2, when_full="drop", buffer_size=0), server, _frames(5))
+    config = ClientConfig(mode="frames", max_in_flight=2, when_full="drop", buffer_size=0)
+    summary, delivered = _run(config, server, _frames(5))
     assert [r.status for r in delivered] == ["ok", "ok", "dropped", "dropped", "dropped"]
     assert (summary.frames_ok, summary.frames_dropped) == (2, 3) and set(server.calls) == {0, 1}
     assert summary.mean_bytes_per_frame == H * W * 3  # dropped frames are not counted as sent
@@ -242,7 +245,7 @@ def test_packets_mode_sends_packets_from_both_export_layouts(tmp_path):
     for export_dir in (tmp_path / "onnx", repo):
         received = []
 
-        async def infer(packet):
+        async def infer(packet, received=received):
             received.append(unpack(packet))
             return InferenceResult(np.zeros((H, W, 3), np.uint8), np.zeros((0, 4), np.float32),
                                    np.zeros(0, np.float32))

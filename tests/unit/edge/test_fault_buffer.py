@@ -102,7 +102,8 @@ def test_frames_wait_for_a_restarted_server_and_come_back_once_in_order(tmp_path
     # frame 4 holds the only slot and waits; 5..11 meet a buffer of 4 while the server is down
     server = FlakyServer()
     events = [threading.Event() for _ in range(15)]
-    config = ClientConfig(mode="frames", max_in_flight=1, buffer_size=4, when_full=policy, backoff_s=0.02, backoff_max_s=0.05,
+    config = ClientConfig(mode="frames", max_in_flight=1, buffer_size=4, when_full=policy, backoff_s=0.02,
+                          backoff_max_s=0.05,
                           outage_timeout_s=20, retries=0, detections=str(tmp_path / "d.jsonl"))
     delivered = []
 
@@ -146,7 +147,8 @@ def test_held_frames_fail_after_the_outage_timeout_then_the_client_fails_fast():
         for i in range(1, 6):
             yield _frame(i)
 
-    config = ClientConfig(mode="frames", max_in_flight=2, buffer_size=2, outage_timeout_s=0.3, retries=1, backoff_s=0.01,
+    config = ClientConfig(mode="frames", max_in_flight=2, buffer_size=2, outage_timeout_s=0.3, retries=1,
+                          backoff_s=0.01,
                           backoff_max_s=0.05)
     start = time.monotonic()
     summary, delivered, metrics = _run(config, server, frames())

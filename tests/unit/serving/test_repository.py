@@ -152,7 +152,8 @@ def test_instances_set_instance_group_count():
     from anoncodec.serving.repository import RepositoryOptions, _stage_config
 
     assert "count: 3\n    kind: KIND_CPU" in _stage_config("detector", RepositoryOptions(instances=3))
-    assert "count: 2\n    kind: KIND_GPU" in _stage_config("detector", RepositoryOptions(backend="tensorrt", instances=2))
+    options = RepositoryOptions(backend="tensorrt", instances=2)
+    assert "count: 2\n    kind: KIND_GPU" in _stage_config("detector", options)
     assert "instance_group" not in _stage_config("detector", RepositoryOptions(backend="onnxruntime"))
     with pytest.raises(ConfigError):
         RepositoryOptions(instances=0)

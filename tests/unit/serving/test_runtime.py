@@ -13,7 +13,6 @@ from anoncodec.serving.repository import RepositoryOptions, stage_tensors, tenso
 from anoncodec.serving.runtime import load_stage
 from tests.conftest import tiny_codec
 
-
 OPTIONS = RepositoryOptions(max_height=128, max_width=128)
 
 
