@@ -12,6 +12,8 @@ Methods (--method, repeatable; default: ours:<default checkpoint> and every base
                      real packet
   guard:NAME_OR_PATH the same with the camera-side guard (CenterFace finds faces, their
                      head cells are written as the medians before coding)
+  guard+pose:NAME_OR_PATH  the guard with its pose model on (YOLO11n-pose adds the head
+                     of every person it finds, turned away or not)
   jpeg, webp, avif   the codec at the quality whose file is the largest not above the
                      bytes of the reference checkpoint (--match) on the same image
                      (bisection over quality 1..95)
@@ -135,7 +137,7 @@ def split_methods(specs: list[str] | None) -> tuple[list[str], list[str]]:
     ours, names = [], []
     for spec in specs:
         family, sep, rest = spec.partition(":")
-        if family in ("ours", "guard") and sep:
+        if family in ("ours", "guard", "guard+pose") and sep:
             if not rest:
                 raise ConfigError(
                     f"--method {spec!r}: name the checkpoint, e.g. {family}:demo"
@@ -145,7 +147,8 @@ def split_methods(specs: list[str] | None) -> tuple[list[str], list[str]]:
             names.append(spec)
         else:
             raise ConfigError(
-                f"--method {spec!r}; expected ours:NAME_OR_PATH, guard:NAME_OR_PATH or one of "
+                f"--method {spec!r}; expected ours:NAME_OR_PATH, guard:NAME_OR_PATH, "
+                "guard+pose:NAME_OR_PATH or one of "
                 f"{', '.join(BASELINE_NAMES)}"
             )
     for values in (ours, names):

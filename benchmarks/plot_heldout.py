@@ -26,6 +26,8 @@ def _family(method: dict, plain_rd: str | None) -> str:
         return method["family"]
     if method["key"] == plain_rd or "plain" in method["label"]:
         return f"plain RD ({method['label']})"
+    if method["key"].startswith("guard+pose:"):
+        return "ours + guard + pose"
     return "ours + guard" if method["key"].startswith("guard:") else "ours"
 
 

@@ -29,9 +29,17 @@ def add_guard_arguments(parser: argparse.ArgumentParser, guard_default: bool | N
     group.add_argument("--guard-max-side", type=positive_int, default=d["max_side"],
                        help="downscale images whose longer side exceeds this many pixels before looking for "
                        "faces (default: full resolution)")
+    group.add_argument("--guard-pose", action=argparse.BooleanOptionalAction, default=d["pose"],
+                       help="also erase the head of every person YOLO11n-pose finds (heads seen from behind or "
+                       "side-on, which CenterFace misses); slower")
+    group.add_argument("--guard-pose-size", type=positive_int, default=d["pose_size"],
+                       help="input size of --guard-pose's model (multiple of 32; 320 is ~3x faster than 640)")
+    group.add_argument("--guard-pose-conf", type=float, default=d["pose_conf"],
+                       help="person score above which --guard-pose erases that person's head")
 
 
 def guard_config(args: argparse.Namespace) -> GuardConfig:
     """The :class:`GuardConfig` the ``--guard-*`` flags describe (checked: ``ConfigError`` if out of range)."""
     return GuardConfig(threshold=args.guard_threshold, margin=args.guard_margin, upscale=args.guard_upscale,
-                       max_side=args.guard_max_side)
+                       max_side=args.guard_max_side, pose=args.guard_pose, pose_size=args.guard_pose_size,
+                       pose_conf=args.guard_pose_conf)

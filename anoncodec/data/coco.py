@@ -21,74 +21,13 @@ import numpy as np
 from anoncodec.config import DataSourceConfig
 from anoncodec.data._images import image_size
 from anoncodec.data.sample import AnnotatedImage
+from anoncodec.detectors.heads import keypoints_to_head_box
 from anoncodec.errors import DatasetError
 from anoncodec.roi.boxes import clip_boxes, xywh_to_xyxy
 
 __all__ = ["load_coco", "keypoints_to_head_box"]
 
 logger = logging.getLogger(__name__)
-
-NOSE, LEFT_EYE, RIGHT_EYE, LEFT_EAR, RIGHT_EAR = range(5)
-# Anthropometric ratios behind the head-box rule (adult heads, with hair):
-HEAD_WIDTH_PER_EAR_SPAN = 1.2  # head width / ear-to-ear distance
-HEAD_WIDTH_PER_EYE_SPAN = 2.4  # eye-to-eye distance is ~half the ear-to-ear distance
-HEAD_WIDTH_PER_SPREAD = (
-    1.6  # profile views: nose/eye-to-ear spread ~0.6 of the head's depth
-)
-HEAD_MIN_WIDTH_PER_SPREAD = 1.2  # the box always covers the keypoints with a margin
-HEAD_ASPECT = 1.3  # head height / head width
-HEAD_CENTER_ABOVE_EYES = 0.05  # box center above the eye line, in head heights
-
-
-def keypoints_to_head_box(keypoints: Any) -> np.ndarray | None:
-    """Head box from COCO face keypoints.
-
-    Rule, with ``P`` the visible keypoints among nose, eyes, ears (at least 2 needed) and
-    ``s`` the larger side of their bounding box:
-
-    1. width ``W`` = 1.2 x ear-to-ear distance if both ears are visible, else 2.4 x
-       eye-to-eye distance if both eyes are, else 1.6 x ``s`` (profile); at least 1.2 x ``s``;
-    2. height ``H`` = 1.3 x ``W``;
-    3. center x = middle of ``P``'s bounding box; center y = mean y of the visible eyes and
-       ears (the eye line) minus 0.05 x ``H`` (slightly above the eyes, for the hair).
-
-    Args:
-        keypoints: COCO ``keypoints``: 51 numbers (17 x ``[x, y, v]``) or ``[17, 3]``.
-
-    Returns:
-        float32 ``[4]`` head box (xyxy, not clipped), or ``None`` with fewer than 2 visible
-        face keypoints.
-    """
-    kp = np.asarray(keypoints, np.float32).reshape(-1, 3)
-    if kp.shape[0] < 5:
-        raise ValueError(f"expected 17 COCO keypoints, got {kp.shape[0]}")
-    face = kp[:5]
-    visible = face[:, 2] > 0
-    if int(visible.sum()) < 2:
-        return None
-    pts = face[visible, :2]
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    spread = float((hi - lo).max())
-
-    def dist(a: int, b: int) -> float:
-        return float(np.linalg.norm(face[a, :2] - face[b, :2]))
-
-    if visible[LEFT_EAR] and visible[RIGHT_EAR]:
-        width = HEAD_WIDTH_PER_EAR_SPAN * dist(LEFT_EAR, RIGHT_EAR)
-    elif visible[LEFT_EYE] and visible[RIGHT_EYE]:
-        width = HEAD_WIDTH_PER_EYE_SPAN * dist(LEFT_EYE, RIGHT_EYE)
-    else:
-        width = HEAD_WIDTH_PER_SPREAD * spread
-    width = max(width, HEAD_MIN_WIDTH_PER_SPREAD * spread)
-    height = HEAD_ASPECT * width
-    eye_line = visible.copy()
-    eye_line[NOSE] = False  # two visible points always include an eye or an ear
-    cx = float(lo[0] + hi[0]) / 2
-    cy = float(face[eye_line, 1].mean()) - HEAD_CENTER_ABOVE_EYES * height
-    return np.array(
-        [cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2], np.float32
-    )
-
 
 def _person_category(data: dict[str, Any]) -> int:
     for cat in data.get("categories", []) or []:

@@ -2,8 +2,9 @@
 
 Every frame's head boxes (the regions the codec anonymizes) come from these rules, whether
 the frame is footage being annotated, a composite or a demo image. May import numpy,
-:mod:`anoncodec.errors`, :mod:`anoncodec.roi.boxes`, :mod:`anoncodec.data.coco` (the COCO
-keypoint rule) and, lazily, :mod:`anoncodec.detectors.face`.
+:mod:`anoncodec.errors`, :mod:`anoncodec.roi.boxes`, :mod:`anoncodec.detectors.heads` (the
+keypoint and person-box rules, shared with the camera's guard) and, lazily,
+:mod:`anoncodec.detectors.face`.
 """
 
 from __future__ import annotations
@@ -12,52 +13,19 @@ from typing import Any
 
 import numpy as np
 
-from anoncodec.data.coco import keypoints_to_head_box
+from anoncodec.detectors.heads import (
+    NUM_FACE_KEYPOINTS,
+    person_to_head_box,
+    pose_head_boxes,
+)
 from anoncodec.errors import DatasetError
 from anoncodec.roi.boxes import as_boxes, clip_boxes
 
 __all__ = ["as_detections", "heads_from_detections", "person_to_head_box", "pose_head_boxes",
            "NUM_FACE_KEYPOINTS"]
 
-NUM_KEYPOINTS = 17  # COCO person keypoints (the pose model's output)
-NUM_FACE_KEYPOINTS = 5  # nose, left eye, right eye, left ear, right ear
-
-# Head derived from a person box (standing adults are ~7.5 heads tall; 0.15 leaves a margin
-# for hair and box slack): head height = 0.15 x person height, head width = 0.8 x head
-# height (at most the person width), centered horizontally, touching the person box top.
-PERSON_HEAD_HEIGHT = 0.15
-HEAD_WIDTH_PER_HEIGHT = 0.8
 # A face-derived head "belongs" to a person when its center lies in the person's top 30 %.
 PERSON_TOP_REGION = 0.3
-
-
-def person_to_head_box(
-    persons_xyxy: np.ndarray,
-    head_height: float = PERSON_HEAD_HEIGHT,
-    width_per_height: float = HEAD_WIDTH_PER_HEIGHT,
-) -> np.ndarray:
-    """Guess head boxes from the top of person boxes.
-
-    For a person box of width ``pw`` and height ``ph``: head height ``hh = 0.15 * ph``,
-    head width ``min(pw, 0.8 * hh)``, centered on the person, top edge on the person's top.
-
-    Args:
-        persons_xyxy: float ``[K, 4]`` or ``[K, 5]`` (a score column is ignored).
-        head_height: head height as a fraction of the person height.
-        width_per_height: head width / head height.
-
-    Returns:
-        float32 ``[K, 4]`` head boxes.
-    """
-    p = np.asarray(persons_xyxy, np.float32)
-    p = as_boxes(p[:, :4] if p.ndim == 2 and p.shape[1] >= 4 else p)
-    pw, ph = p[:, 2] - p[:, 0], p[:, 3] - p[:, 1]
-    hh = head_height * ph
-    hw = np.minimum(pw, width_per_height * hh)
-    cx = (p[:, 0] + p[:, 2]) / 2
-    return np.stack([cx - hw / 2, p[:, 1], cx + hw / 2, p[:, 1] + hh], axis=1).astype(
-        np.float32
-    )
 
 
 def heads_from_detections(
@@ -124,65 +92,3 @@ def as_detections(dets: Any) -> np.ndarray:
     if arr.shape[1] == 4:
         arr = np.concatenate([arr, np.ones((arr.shape[0], 1), np.float32)], axis=1)
     return arr
-
-
-def pose_head_boxes(
-    keypoints: np.ndarray,
-    persons: np.ndarray,
-    min_visibility: float = 0.5,
-) -> np.ndarray:
-    """One head box per person, from its face keypoints or else from its box.
-
-    Rule, with ``P`` the face keypoints (nose, eyes, ears: COCO 0-4) whose visibility is
-    at least ``min_visibility``:
-
-    1. ``len(P) >= 2`` (frontal, profile, three-quarter, or a back view with both ears):
-       :func:`anoncodec.data.coco.keypoints_to_head_box` on ``P`` (width from the ear
-       span, else the eye span, else the keypoint spread; height 1.3 x width; centered a
-       little above the eye/ear line).
-    2. ``len(P) == 1`` (e.g. a head turned away with one ear showing): the person-box
-       head of rule 3, moved so that it is centered horizontally on that keypoint (and
-       vertically too when the keypoint lies outside it).
-    3. ``len(P) == 0`` (back view, no face keypoint):
-       :func:`person_to_head_box`: height 0.15 x person height,
-       width 0.8 x that (at most the person width), centered, at the top of the box.
-
-    Boxes are not clipped to the frame.
-
-    Args:
-        keypoints: float ``[K, 17, 3]`` (x, y in frame pixels, visibility in [0, 1]), as
-            returned by :meth:`anoncodec.detectors.YoloPoseDetector.detect_pose`.
-        persons: float ``[K, 4]`` or ``[K, 5]`` person boxes (xyxy pixels; a score
-            column is ignored), one per keypoint set.
-        min_visibility: a keypoint counts when its visibility is at least this.
-
-    Returns:
-        float32 ``[K, 4]`` head boxes (xyxy, frame pixels).
-    """
-    kp = np.asarray(keypoints, np.float32)
-    if kp.size == 0:
-        kp = kp.reshape(0, NUM_KEYPOINTS, 3)
-    if kp.ndim != 3 or kp.shape[1] < NUM_FACE_KEYPOINTS or kp.shape[2] != 3:
-        raise ValueError(f"keypoints must be [K, 17, 3], got shape {kp.shape}")
-    p = np.asarray(persons, np.float32)
-    p = p.reshape(0, 4) if p.size == 0 else p
-    if p.ndim != 2 or p.shape[1] not in (4, 5) or p.shape[0] != kp.shape[0]:
-        raise ValueError(
-            f"persons must be [K, 4] or [K, 5] with K = {kp.shape[0]} (one per "
-            f"keypoint set), got shape {p.shape}"
-        )
-    heads = person_to_head_box(p[:, :4]).reshape(-1, 4)
-    for k in range(kp.shape[0]):
-        face = kp[k, :NUM_FACE_KEYPOINTS].copy()
-        visible = face[:, 2] >= min_visibility
-        face[:, 2] = visible.astype(np.float32)
-        count = int(visible.sum())
-        if count >= 2:
-            heads[k] = keypoints_to_head_box(face)
-        elif count == 1:
-            x, y = face[visible, :2][0]
-            x1, y1, x2, y2 = heads[k]
-            dx = x - (x1 + x2) / 2
-            dy = y - (y1 + y2) / 2 if not y1 <= y <= y2 else 0.0
-            heads[k] = [x1 + dx, y1 + dy, x2 + dx, y2 + dy]
-    return heads.astype(np.float32)

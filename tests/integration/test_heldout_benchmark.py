@@ -64,11 +64,14 @@ def test_guard_margin_reaches_the_guard_rows():
     assert point.key == "guard:demo" and point.guard.config.margin == 0
     assert point.method.params["guard"]["margin"] == 0
     assert OursPoint.load("demo").guard is None
+    posed = OursPoint.load("guard+pose:demo", "cpu", GuardConfig(margin=0))
+    assert posed.key == "guard+pose:demo" and posed.guard.config.pose and posed.guard.config.margin == 0
+    assert posed.method.key.startswith("guard-pose-") and posed.method.key != point.method.key
 
 
 def test_guard_specs_keep_their_family():
-    ours, names = heldout.split_methods(["ours:demo", "guard:demo", "jpeg"])
-    assert ours == ["demo", "guard:demo"] and names == ["jpeg"]
+    ours, names = heldout.split_methods(["ours:demo", "guard:demo", "guard+pose:demo", "jpeg"])
+    assert ours == ["demo", "guard:demo", "guard+pose:demo"] and names == ["jpeg"]
     with pytest.raises(Exception, match="guard:demo"):
         heldout.split_methods(["guard:"])
 

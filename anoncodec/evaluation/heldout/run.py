@@ -37,6 +37,9 @@ from anoncodec.evaluation.metrics import bits_per_pixel, psnr_outside
 
 logger = logging.getLogger(__name__)
 
+#: ``--method`` families of our codec with the camera-side guard (longest prefix first)
+GUARD_FAMILIES = ("guard+pose", "guard")
+
 
 @dataclass
 class OursPoint:
@@ -59,16 +62,19 @@ class OursPoint:
     def load(cls, spec: str, device: str = "cpu", guard_config: Any = None) -> OursPoint:
         """``spec``: a released checkpoint name or a ``.pt`` path; ``guard:<that>`` adds
         the camera-side guard (:class:`~anoncodec.edge.guard.FaceGuard` with
-        ``guard_config``, default: its defaults)."""
+        ``guard_config``, default: its defaults), ``guard+pose:<that>`` the same guard
+        with its pose model on."""
         from anoncodec.codec import load_codec
         from anoncodec.evaluation.methods import codec_method
         from anoncodec.weights import resolve_checkpoint
 
-        guard = None
-        if spec.startswith("guard:"):
-            from anoncodec.edge.guard import FaceGuard, GuardConfig
+        guard, family = None, "ours"
+        for prefix in GUARD_FAMILIES:
+            if spec.startswith(f"{prefix}:"):
+                from anoncodec.edge.guard import FaceGuard, GuardConfig
 
-            spec, guard = spec.removeprefix("guard:"), FaceGuard(guard_config or GuardConfig())
+                config = dataclasses.replace(guard_config or GuardConfig(), pose=prefix == "guard+pose")
+                spec, guard, family = spec.removeprefix(f"{prefix}:"), FaceGuard(config), prefix
         checkpoint = resolve_checkpoint(spec)
         model = load_codec(checkpoint, device=device)
         if model.architecture != "factorized":
@@ -76,7 +82,7 @@ class OursPoint:
                 f"checkpoint {spec!r} holds a {model.architecture!r} model; "
                 "the head-bit statistics need a 'factorized' one"
             )
-        key = f"guard:{spec}" if guard is not None else f"ours:{spec}"
+        key = f"{family}:{spec}"
         return cls(key, checkpoint, codec_method(checkpoint, device, guard), model, guard)
 
     def latent_filter(self, frame_rgb: np.ndarray):

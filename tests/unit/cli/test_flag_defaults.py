@@ -48,12 +48,12 @@ def test_camera_defaults_are_the_client_config_and_the_contract():
 
 def test_encode_and_camera_have_the_same_guard_flags_with_the_guards_defaults():
     encode, camera = _guard_flags("encode"), _guard_flags("camera")
-    assert encode.keys() == camera.keys() == {"--guard", "--guard-threshold", "--guard-margin", "--guard-upscale",
-                                              "--guard-max-side"}
+    # one flag per GuardConfig field, on both commands
+    fields = [f.name for f in dataclasses.fields(GuardConfig)]
+    assert encode.keys() == camera.keys() == {"--guard"} | {"--guard-" + f.replace("_", "-") for f in fields}
     guard = GuardConfig()
     for flags in (encode, camera):
-        assert (flags["--guard-threshold"], flags["--guard-margin"], flags["--guard-upscale"],
-                flags["--guard-max-side"]) == (guard.threshold, guard.margin, guard.upscale, guard.max_side)
+        assert {f: flags["--guard-" + f.replace("_", "-")] for f in fields} == dataclasses.asdict(guard)
     assert encode["--guard"] is True and camera["--guard"] is None  # camera: on exactly in packets mode
 
 

@@ -37,7 +37,7 @@ def test_suppress_latent_writes_the_medians_only_into_the_mask():
 
 
 def test_config_is_checked():
-    for bad in ({"threshold": 0.0}, {"margin": -1}, {"upscale": 0.5}):
+    for bad in ({"threshold": 0.0}, {"margin": -1}, {"upscale": 0.5}, {"pose_size": 100}, {"pose_conf": 0.0}):
         with pytest.raises(ConfigError):
             GuardConfig(**bad)
 
@@ -159,3 +159,28 @@ def test_latent_filter_is_the_erasure_for_that_codec(demo_export):
     expected, heads = guard.erase(frame, y, model.downsampling, model.entropy_tables().medians)
     assert heads == 1
     np.testing.assert_array_equal(guard.latent_filter(frame, model)(y), expected)
+
+
+def test_pose_guard_erases_heads_whose_faces_cannot_be_seen():
+    """With ``pose``, a person whose face CenterFace cannot find (hidden here, turned away in
+    real footage) still has its head erased: YOLO11n-pose finds the person, and its head
+    box comes from the keypoints or the top of its box."""
+    pytest.importorskip("onnxruntime")
+    frame = np.asarray(Image.open(SAMPLES / "basketball1.png").convert("RGB")).copy()
+    h, w = frame.shape[:2]
+    plain = FaceGuard(GuardConfig())
+    hidden = frame.copy()
+    for x1, y1, x2, y2 in plain.head_boxes(frame).round().astype(int):
+        hidden[max(y1, 0):y2, max(x1, 0):x2] = 128  # no face left for CenterFace
+    assert len(plain.head_boxes(hidden)) == 0
+    posed = FaceGuard(GuardConfig(pose=True, pose_size=320))
+    heads = posed.head_boxes(hidden)
+    persons, _ = posed.pose_detector.detect_pose(hidden, conf=posed.config.pose_conf)
+    assert len(persons) >= 1 and len(heads) == len(persons)
+    # every head sits in the top part of its person, inside the frame
+    for (hx1, hy1, hx2, hy2), (px1, py1, px2, py2, _) in zip(heads, persons):
+        assert 0 <= hx1 < hx2 <= w and 0 <= hy1 < hy2 <= h
+        assert px1 - 1 <= (hx1 + hx2) / 2 <= px2 + 1 and (hy1 + hy2) / 2 <= py1 + 0.4 * (py2 - py1)
+    mask, count = posed.mask(hidden, (h // 16, w // 16), 16)
+    assert count == len(heads) and mask.any()
+    assert not plain.mask(hidden, (h // 16, w // 16), 16)[0].any()
