@@ -9,8 +9,8 @@ never torch.
 - :mod:`~anoncodec.qa.fuzz_requests`: malformed requests to the served ensembles;
 - :mod:`~anoncodec.qa.fuzz_server`: sends them to a running server and checks it;
 - :mod:`~anoncodec.qa.fuzz_report`: what a fuzz run found;
-- :mod:`~anoncodec.qa.loadtest`: the Locust step load, per-step statistics and capacity
-  (stdlib only);
+- :mod:`~anoncodec.qa.step_load`: the Locust step load and its flags (stdlib only);
+- :mod:`~anoncodec.qa.loadtest`: per-step statistics and capacity (stdlib only);
 - :mod:`~anoncodec.qa.serving_overhead`: the served stages chained in-process and over
   gRPC, to measure what Triton costs (``benchmarks/serving_overhead.py``).
 """
