@@ -3,16 +3,7 @@
 Stdlib only (no locust, gevent, numpy or torch), so the locustfile, the runner script
 ``load_tests/run.py`` and unit tests share one implementation of the arithmetic.
 
-A *step load* (:mod:`anoncodec.qa.step_load`) raises the number of closed-loop users (each sends its next request as soon
-as the previous one returns) by ``step_users`` every ``step_s`` seconds, from
-``start_users`` up to ``max_users``::
-
-    users
-      3 |                 +--------
-      2 |        +--------+
-      1 +--------+
-        0       step_s   2*step_s  3*step_s  -> t (s)
-
+The users follow a step load (:class:`~anoncodec.qa.step_load.StepLoad`, re-exported here).
 Every request is recorded (start time on the load test's clock, ensemble, latency, ok)
 and attributed to the step in which it *started*; the first ``settle_s`` seconds of each
 step are left out so that requests spilling over from the previous load level do not
