@@ -60,6 +60,37 @@ def video_frame(path, index: int) -> np.ndarray:
     return frames[index]
 
 
+def flat_colour(i: int) -> tuple[int, int, int]:
+    """A distinct RGB colour per index that survives JPEG and MJPG (test media)."""
+    return (20 * i % 256, 255 - 25 * i % 256, 90)
+
+
+def write_flat_image(path, i: int, size=(30, 20)) -> Path:
+    """An image file of ``size`` (w, h) filled with ``flat_colour(i)``."""
+    import cv2
+    import numpy as np
+
+    rgb = np.empty((size[1], size[0], 3), np.uint8)
+    rgb[:] = flat_colour(i)
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return Path(path)
+
+
+def write_flat_video(path, n: int = 6, fps: float = 10.0, size=(48, 32)) -> Path:
+    """An MJPG video of ``n`` frames, frame ``i`` filled with ``flat_colour(i)``."""
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    assert writer.isOpened()
+    for i in range(n):
+        rgb = np.empty((size[1], size[0], 3), np.uint8)
+        rgb[:] = flat_colour(i)
+        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return Path(path)
+
+
 def read_video_frames(path) -> list:
     """Every frame of a video file as OpenCV reads it (BGR uint8 ``[H, W, 3]``)."""
     import numpy as np

@@ -21,34 +21,13 @@ from anoncodec.frames import (  # noqa: E402
     open_source,
     read_frames,
 )
-
-
-def _colour(i: int) -> tuple[int, int, int]:
-    """A distinct RGB colour per index that survives JPEG and MJPG."""
-    return (20 * i % 256, 255 - 25 * i % 256, 90)
-
-
-def _image(path, i: int, size=(30, 20)) -> None:
-    rgb = np.empty((size[1], size[0], 3), np.uint8)
-    rgb[:] = _colour(i)
-    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-
-
-def _video(path, n: int, fps: float = 10.0, size=(48, 32)):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    assert writer.isOpened()
-    for i in range(n):
-        rgb = np.empty((size[1], size[0], 3), np.uint8)
-        rgb[:] = _colour(i)
-        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
+from tests.conftest import flat_colour, write_flat_image, write_flat_video  # noqa: E402
 
 
 def _colour_index(frame_rgb: np.ndarray, candidates: int) -> int:
-    """Which ``_colour(i)`` a flat frame shows."""
+    """Which ``flat_colour(i)`` a flat frame shows."""
     mean = frame_rgb.reshape(-1, 3).mean(0)
-    return int(np.argmin([np.abs(mean - _colour(i)).sum() for i in range(candidates)]))
+    return int(np.argmin([np.abs(mean - flat_colour(i)).sum() for i in range(candidates)]))
 
 
 def test_folder_is_read_in_natural_order_with_every_image_suffix(tmp_path):
@@ -57,7 +36,7 @@ def test_folder_is_read_in_natural_order_with_every_image_suffix(tmp_path):
     folder = tmp_path / "clip"
     folder.mkdir()
     for i, name in enumerate(names):
-        _image(folder / name, i)
+        write_flat_image(folder / name, i)
     (folder / "frame3.txt").write_text("not an image")
     (folder / "frame4.png").mkdir()  # a folder named like an image is not one
 
@@ -80,7 +59,7 @@ def test_stride_and_max_frames_on_a_folder(tmp_path):
     folder = tmp_path / "imgs"
     folder.mkdir()
     for i in range(7):
-        _image(folder / f"{i}.png", i)
+        write_flat_image(folder / f"{i}.png", i)
     source = open_source(folder, stride=3)
     assert source.length == 3 and [p.name for p in source.chosen] == ["0.png", "3.png", "6.png"]
     frames = list(source)
@@ -91,7 +70,7 @@ def test_stride_and_max_frames_on_a_folder(tmp_path):
 
 
 def test_video_frames_in_order_with_media_time(tmp_path):
-    path = _video(tmp_path / "clip.avi", 6)
+    path = write_flat_video(tmp_path / "clip.avi", 6)
     with open_source(path) as source:
         assert isinstance(source, VideoFileSource) and source.length == 6 and source.native_fps == 10.0
         frames = list(source)
@@ -102,7 +81,7 @@ def test_video_frames_in_order_with_media_time(tmp_path):
 
 
 def test_video_stride_keeps_source_indices_and_times(tmp_path):
-    path = _video(tmp_path / "clip.avi", 10)
+    path = write_flat_video(tmp_path / "clip.avi", 10)
     with open_source(path, stride=4) as source:
         assert source.length == 3
         frames = list(source)
@@ -114,10 +93,10 @@ def test_video_stride_keeps_source_indices_and_times(tmp_path):
 
 
 def test_read_frames_of_a_video_and_of_an_image(tmp_path):
-    path = _video(tmp_path / "clip.avi", 5)
+    path = write_flat_video(tmp_path / "clip.avi", 5)
     frames = read_frames(path, max_frames=3)
     assert len(frames) == 3 and [_colour_index(f, 5) for f in frames] == [0, 1, 2]
-    _image(tmp_path / "one.jpg", 4)
+    write_flat_image(tmp_path / "one.jpg", 4)
     assert is_image_file(tmp_path / "one.jpg") and not is_image_file(path)
     (image,) = read_frames(tmp_path / "one.jpg")
     assert image.shape == (20, 30, 3) and _colour_index(image, 5) == 4
@@ -137,7 +116,7 @@ def test_bad_paths_raise_a_dataset_error_that_names_them(tmp_path, make, match):
 def test_list_images_and_bad_arguments(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         list_images(tmp_path / "nowhere")
-    _image(tmp_path / "a.png", 0)
+    write_flat_image(tmp_path / "a.png", 0)
     for kwargs, word in (({"stride": 0}, "stride"), ({"max_frames": 0}, "max_frames"), ({"fps": 0}, "fps")):
         with pytest.raises(DatasetError, match=word):
             open_source(tmp_path, **kwargs)

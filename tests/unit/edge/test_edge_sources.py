@@ -18,35 +18,18 @@ from anoncodec.edge.sources import (  # noqa: E402
     open_source,
 )
 from anoncodec.errors import DatasetError  # noqa: E402
-
-
-def _colour(i: int) -> tuple[int, int, int]:
-    """A distinct RGB colour per frame index that survives lossy coding."""
-    return (40 * i % 256, 255 - 30 * i % 256, 128)
-
-
-def _write_video(path, n=6, size=(48, 32), fps=10.0):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    assert writer.isOpened()
-    for i in range(n):
-        rgb = np.empty((size[1], size[0], 3), np.uint8)
-        rgb[:] = _colour(i)
-        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
+from tests.conftest import flat_colour, write_flat_image, write_flat_video  # noqa: E402
 
 
 def _write_folder(folder, names):
     folder.mkdir()
     for i, name in enumerate(names):
-        rgb = np.empty((20, 30, 3), np.uint8)
-        rgb[:] = _colour(i)
-        cv2.imwrite(str(folder / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        write_flat_image(folder / name, i)
     return folder
 
 
 def test_video_file_yields_rgb_frames_in_order_with_media_time(tmp_path):
-    path = _write_video(tmp_path / "clip.avi")
+    path = write_flat_video(tmp_path / "clip.avi")
     with open_source(path) as source:
         assert isinstance(source, VideoFileSource) and source.length == 6 and source.native_fps == 10.0
         frames = list(source)
@@ -55,11 +38,11 @@ def test_video_file_yields_rgb_frames_in_order_with_media_time(tmp_path):
     for i, f in enumerate(frames):
         assert f.frame_rgb.dtype == np.uint8 and f.frame_rgb.shape == (32, 48, 3)
         assert f.frame_rgb.flags.c_contiguous
-        np.testing.assert_allclose(f.frame_rgb.reshape(-1, 3).mean(0), _colour(i), atol=6)  # RGB, not BGR
+        np.testing.assert_allclose(f.frame_rgb.reshape(-1, 3).mean(0), flat_colour(i), atol=6)  # RGB, not BGR
 
 
 def test_max_frames_limits_frames_and_length(tmp_path):
-    path = _write_video(tmp_path / "clip.avi")
+    path = write_flat_video(tmp_path / "clip.avi")
     with open_source(str(path), max_frames=4) as source:
         assert source.length == 4
         assert [f.index for f in source] == [0, 1, 2, 3]
@@ -77,7 +60,7 @@ def test_image_folder_is_sorted_naturally_and_skips_other_files(tmp_path):
     assert [p.name for p in source.files] == ["f1.png", "f2.jpg", "f10.png"]
     frames = list(source)
     # f1 was written as colour 2, f2 as colour 1, f10 as colour 0
-    for frame, colour in zip(frames, (_colour(2), _colour(1), _colour(0))):
+    for frame, colour in zip(frames, (flat_colour(2), flat_colour(1), flat_colour(0))):
         np.testing.assert_allclose(frame.frame_rgb.reshape(-1, 3).mean(0), colour, atol=6)
     assert [f.index for f in frames] == [0, 1, 2]
 

@@ -9,11 +9,9 @@ every header field. Raw packets are built from :mod:`anoncodec.packet`'s layout.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anoncodec.entropy_coder import CategoricalCoder, FactorizedTables
 from anoncodec.errors import AnoncodecError, InvalidRequestError, PacketError, PacketReason
 from anoncodec.packet import CRC_SIZE, HEADER_FIELDS, STREAM_FIELDS, header_field, seal, stream_field, unpack
 from anoncodec.qa.fuzz_packets import (
@@ -24,31 +22,13 @@ from anoncodec.qa.fuzz_packets import (
     raw_packet,
     rejection_reason,
 )
-from anoncodec.serving.stages import CodecInfo, FrameLimits
-
-C, FACTOR = 6, 16
-MODEL_ID = bytes(range(16))
-
-
-@pytest.fixture(scope="module")
-def target() -> PacketTarget:
-    rng = np.random.default_rng(0)
-    pmfs = [np.concatenate([rng.integers(1, 50, 11), [1]]) for _ in range(C)]  # last entry: escape
-    tables = FactorizedTables(medians=rng.normal(0, 0.5, C).astype(np.float32),
-                              coder=CategoricalCoder(pmfs=pmfs, offsets=np.full(C, -5)), model_id=MODEL_ID)
-    return PacketTarget(tables, CodecInfo(MODEL_ID, FACTOR, C), FrameLimits(240, 320))
-
-
-@pytest.fixture(scope="module")
-def seeds(target) -> list[bytes]:
-    return target.seed_packets(sizes=((1, 1), (40, 52), (64, 64), (240, 320)))
 
 
 def test_seeds_are_valid_packets_of_the_target(target, seeds):
     for data in seeds:
         y_hat, size = target.decode(data)
         packet = unpack(data)
-        assert tuple(size) == (packet.height, packet.width) and y_hat.shape[:2] == (1, C)
+        assert tuple(size) == (packet.height, packet.width) and y_hat.shape[:2] == (1, target.codec.latent_channels)
 
 
 def test_600_mutated_packets_only_ever_raise_anoncodec_errors_and_reach_every_layer(target, seeds):
@@ -77,7 +57,7 @@ def test_a_crash_a_wrong_acceptance_and_a_rejected_seed_are_failures(target, see
             if data == seeds[0]:
                 raise ValueError("bug")  # a plain exception escaped: a crash
             if data == seeds[1]:
-                return np.zeros((1, C, 1, 1), np.float64), np.zeros(2, np.int64)  # wrong dtype
+                return np.zeros((1, self.codec.latent_channels, 1, 1), np.float64), np.zeros(2, np.int64)  # dtype
             return super().decode(data)
 
     broken = Broken(target.tables, target.codec, target.limits)
