@@ -27,6 +27,7 @@ __all__ = [
     "ENSEMBLE_NAMES",
     "MODES",
     "DEFAULT_MODE",
+    "DEFAULT_REPOSITORY",
     "MAX_FRAME_HEIGHT",
     "MAX_FRAME_WIDTH",
     "ensemble",
@@ -75,6 +76,9 @@ ANALYZE_BITSTREAM = EnsembleSpec("analyze_bitstream", (PACKET,), (ANONYMIZED, BO
 #: ensemble name -> spec, in the order the repository generator writes them
 ENSEMBLES: dict[str, EnsembleSpec] = {e.name: e for e in (ANONYMIZE_FRAME, ANALYZE_BITSTREAM)}
 ENSEMBLE_NAMES: tuple[str, ...] = tuple(ENSEMBLES)
+#: the model repository folder (relative to the working directory) that ``anoncodec export``
+#: writes, ``anoncodec serve`` serves and a packets-mode camera reads its encoder from
+DEFAULT_REPOSITORY = "model_repository"
 #: camera mode -> the ensemble it calls. "packets" encodes on the camera (faces never leave
 #: it); "frames" sends raw frames to the server.
 MODES: dict[str, EnsembleSpec] = {"packets": ANALYZE_BITSTREAM, "frames": ANONYMIZE_FRAME}

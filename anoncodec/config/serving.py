@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from anoncodec.config.serializable import _check, _Serializable
+from anoncodec.contract import DEFAULT_REPOSITORY
 
 __all__ = ["ADMIN_PROTOCOLS", "RESTRICTABLE_PROTOCOLS", "ServeConfig", "is_loopback"]
 
@@ -50,7 +51,7 @@ class ServeConfig(_Serializable):
         admin_header: name of that header (lowercase letters, digits, ``-``).
     """
 
-    repository: str = "model_repository"
+    repository: str = DEFAULT_REPOSITORY
     host: str = "127.0.0.1"
     grpc_port: int = 8001
     http_port: int = 8000

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anoncodec.contract import DEFAULT_MODE
+from anoncodec.contract import DEFAULT_MODE, DEFAULT_REPOSITORY
 from anoncodec.contract import MODES as CONTRACT_MODES
 from anoncodec.edge.guard import GuardConfig
 from anoncodec.errors import ConfigError
@@ -72,7 +72,7 @@ class ClientConfig:
 
     url: str = "localhost:8001"
     mode: str = DEFAULT_MODE
-    export_dir: str | None = "model_repository"
+    export_dir: str | None = DEFAULT_REPOSITORY
     max_in_flight: int = 4
     when_full: str = "block"
     retries: int = 3

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from anoncodec.contract import DEFAULT_REPOSITORY
 from anoncodec.errors import ExportError, require
 from anoncodec.serving.repository import ENSEMBLES, ONNX_STAGES, RepositoryOptions, tensor_name, write_configs
 from anoncodec.serving.stages import CodecInfo
@@ -181,7 +182,7 @@ def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
 
 def export_repository(
     checkpoint: str | Path | None = None,
-    repository: str | Path = "model_repository",
+    repository: str | Path = DEFAULT_REPOSITORY,
     options: RepositoryOptions = RepositoryOptions(),
     detector: str | Path | None = None,
     model=None,
