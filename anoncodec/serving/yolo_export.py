@@ -21,6 +21,25 @@ __all__ = ["onnx_from_ultralytics"]
 logger = logging.getLogger(__name__)
 
 
+def _import_yolo():
+    """``ultralytics.YOLO``, with the process-wide patches its import applies undone.
+
+    Importing ultralytics replaces ``PIL.Image.open`` (an image Pillow cannot identify then
+    raises ``ModuleNotFoundError`` for the missing ``pi_heif`` instead of
+    ``UnidentifiedImageError``, so every later image read in this process, ours included,
+    breaks) and ``torch.save``. ultralytics keeps the originals for itself, so putting them
+    back changes nothing for the export.
+    """
+    import PIL.Image
+    import torch
+    from ultralytics import YOLO
+    from ultralytics.utils import patches
+
+    PIL.Image.open = getattr(patches, "_image_open", PIL.Image.open)
+    torch.save = getattr(patches, "_torch_save", torch.save)
+    return YOLO
+
+
 def onnx_from_ultralytics(checkpoint: str | Path, dest: str | Path, imgsz: int = 640) -> tuple[Path, dict[int, str]]:
     """Export an ultralytics detection checkpoint to a static ``[1,3,imgsz,imgsz]`` ONNX file.
 
@@ -44,7 +63,7 @@ def onnx_from_ultralytics(checkpoint: str | Path, dest: str | Path, imgsz: int =
         os.environ.setdefault("YOLO_AUTOINSTALL", "false")
         os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(tmp) / "config"))
         try:
-            from ultralytics import YOLO
+            YOLO = _import_yolo()
         except ImportError as exc:
             raise MissingDependencyError(
                 f"{checkpoint.name} is an ultralytics checkpoint and ultralytics is not installed ({exc}); "

