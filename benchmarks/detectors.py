@@ -1,0 +1,166 @@
+"""Person detectors: recall for persons of every size against their cost per 640x480 frame.
+
+    .venv/bin/python benchmarks/detectors.py [--frames 12] [--repeats 10]
+
+Images: frames of the bundled clip (small pedestrians), the sample photos and ultralytics'
+``bus.jpg``/``zidane.jpg``, and, when ``make corpora`` has fetched them, the full-body shots
+of openpeople (large persons). There are no labels: the reference persons of an image are
+the confident detections (score >= 0.5) of two independent models, the served
+fall-detection YOLOv8s at 640 and YOLO11n-pose at 960, merged where they overlap (IoU >=
+0.5). Each candidate's recall (at its usual score 0.25) is the share of those it finds, per
+person height; a person neither finds confidently counts for no one. Cost: median ONNX
+Runtime (or OpenCV) time on one 640x480 frame, so run it with the machine otherwise idle.
+Writes JSON and a markdown table under benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # `python benchmarks/detectors.py` from a source checkout
+    sys.path.insert(0, str(REPO))
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--video", default=str(REPO / "data" / "samples" / "vtest_excerpt.avi"))
+    p.add_argument("--frames", type=int, default=12, help="clip frames used (evenly spaced)")
+    p.add_argument("--corpora", default=str(REPO / "data" / "corpora"),
+                   help="fetched corpora (make corpora); their full-body shots are used when present")
+    p.add_argument("--max-side", type=int, default=1280, help="larger images are downscaled to this longer side")
+    p.add_argument("--repeats", type=int, default=10, help="timed runs per detector on a 640x480 frame")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: one per core)")
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "detectors"),
+                   help="writes OUT.json and OUT.md")
+    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p.parse_args(argv)
+
+
+def load_images(args: argparse.Namespace) -> list[tuple[str, object]]:
+    """``(name, uint8 RGB frame)`` of every image used."""
+    import cv2
+
+    from anoncodec.frames import open_source, read_frames
+
+    def fit(rgb):
+        h, w = rgb.shape[:2]
+        s = args.max_side / max(h, w)
+        return rgb if s >= 1 else cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+
+    images = []
+    with open_source(args.video) as source:
+        total = source.length or args.frames
+    stride = max(1, total // max(1, args.frames))
+    with open_source(args.video, stride=stride, max_frames=args.frames) as source:
+        images += [(f"{Path(args.video).stem}#{f.index}", f.frame_rgb) for f in source]
+    photos = [REPO / "data" / "samples" / n for n in ("basketball1.png", "messi5.jpg")]
+    try:
+        import ultralytics
+
+        assets = Path(ultralytics.__file__).parent / "assets"
+        photos += [assets / "bus.jpg", assets / "zidane.jpg"]
+    except ImportError:
+        pass
+    manifest = Path(args.corpora) / "manifest.json"
+    if manifest.is_file():
+        files = json.loads(manifest.read_text())["files"]
+        photos += [Path(args.corpora) / f["path"] for f in files if f.get("kind") == "full-body"]
+    images += [(p.name if "openpeople" not in str(p) else f"{p.parent.name}/{p.name}", fit(read_frames(p)[0]))
+               for p in photos if p.is_file()]
+    return images
+
+
+def detectors(threads: int | None) -> dict[str, Callable]:
+    """name -> ``frame -> [K, 5] boxes with scores``; the first :data:`VOTERS` make the reference."""
+    import cv2
+    import numpy as np
+
+    from anoncodec.detectors import YoloPersonDetector
+    from anoncodec.detectors.pose import YoloPoseDetector
+
+    fall = YoloPersonDetector(threads=threads)
+    pose640 = YoloPoseDetector(input_size=640, threads=threads)
+    pose960 = YoloPoseDetector(input_size=960, threads=threads)
+    hog = cv2.HOGDescriptor()
+    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+
+    def hog_detect(rgb):
+        rects, weights = hog.detectMultiScale(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), winStride=(8, 8), scale=1.05)
+        keep = np.asarray(weights).reshape(-1) > 0.5
+        rects = np.asarray(rects, np.float32).reshape(-1, 4)[keep]
+        boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1)
+        return np.concatenate([boxes, np.ones((len(boxes), 1), np.float32)], axis=1)
+
+    return {"fall-yolov8s @640 (served default)": fall.detect, "yolo11n-pose @960": pose960.detect,
+            "yolo11n-pose @640": pose640.detect, "OpenCV HOG": hog_detect}
+
+
+#: the first detectors of :func:`detectors`, whose confident boxes are the reference persons
+VOTERS = 2
+CONFIDENT = 0.5
+
+
+def run(args: argparse.Namespace, command: str) -> int:
+    import cv2
+    import numpy as np
+
+    from anoncodec.evaluation import environment, write_record
+    from anoncodec.evaluation.detector_compare import SIZE_BUCKETS, consensus_boxes, recall_by_size
+
+    images = load_images(args)
+    dets = detectors(args.threads or None)
+    found = {name: [fn(rgb) for _, rgb in images] for name, fn in dets.items()}
+    voters = list(dets)[:VOTERS]
+    references = [consensus_boxes([found[v][i][found[v][i][:, 4] >= CONFIDENT] for v in voters], min_votes=1)
+                  for i in range(len(images))]
+    frame = cv2.resize(images[0][1], (640, 480), interpolation=cv2.INTER_AREA)
+    rows = []
+    for name, fn in dets.items():
+        fn(frame)
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            fn(frame)
+            times.append(1000 * (time.perf_counter() - t0))
+        r = recall_by_size(references, found[name])
+        rows.append({"detector": name, "voter": name in voters, "ms_640x480": round(float(np.median(times)), 1),
+                     "recall": r.share(), "by_size": {b: r.share(b) for b, _, _ in SIZE_BUCKETS},
+                     "found": r.found, "reference": r.total,
+                     "detections": int(sum(len(d) for d in found[name]))})
+    pct = lambda v: "-" if v is None else f"{100 * v:.0f} %"  # noqa: E731
+    header = ["detector", "ms / 640x480", "recall", *[b for b, _, _ in SIZE_BUCKETS], "detections"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        cells = [r["detector"] + (" (voter)" if r["voter"] else ""), f"{r['ms_640x480']:.1f}", pct(r["recall"]),
+                 *[f"{pct(r['by_size'][b])} ({r['found'][b]}/{r['reference'][b]})" for b, _, _ in SIZE_BUCKETS],
+                 str(r["detections"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    refs = int(sum(len(x) for x in references))
+    text = (f"# Person detectors\n\n`{command}`\n\n{len(images)} images; {refs} reference persons = the "
+            f"detections of {' and '.join(voters)} with score >= {CONFIDENT}, merged where they overlap (IoU >= 0.5); "
+            "recall at each detector's score 0.25. No labels: a person neither voter finds confidently is in no "
+            "row's recall.\n\n" + "\n".join(lines) + "\n")
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(text)
+    write_record({"benchmark": "detectors", "command": command, "environment": environment(),
+                  "images": [n for n, _ in images], "reference_persons": refs, "voters": voters, "rows": rows},
+                 out.with_suffix(".json"))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from anoncodec.evaluation.script import script_main
+
+    return script_main("benchmarks/detectors.py", parse_args, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
