@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DetectorEntry", "DETECTORS", "DEFAULT_DETECTOR", "detector_entry"]
+__all__ = ["DetectorEntry", "DETECTORS", "DEFAULT_DETECTOR", "DEFAULT_PERSON_CLASSES", "DEFAULT_PERSON_CONF",
+           "detector_entry"]
 
 
 def _fall_detection() -> Path:
@@ -55,6 +56,10 @@ DETECTORS: dict[str, DetectorEntry] = {e.name: e for e in (
                   "a quarter of the default's arithmetic, weaker on small persons"),
 )}
 DEFAULT_DETECTOR = "fall-yolov8s"
+#: the served detector's person classes and score threshold: the defaults of the served
+#: configs (RepositoryOptions), of evaluation (DetectorSettings) and of their flags
+DEFAULT_PERSON_CLASSES = DETECTORS[DEFAULT_DETECTOR].person_classes
+DEFAULT_PERSON_CONF = 0.25
 
 
 def detector_entry(spec: str | Path | None) -> DetectorEntry | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from anoncodec.detectors.catalog import DEFAULT_PERSON_CLASSES, DEFAULT_PERSON_CONF
 from anoncodec.evaluation.leakage import FaceEmbedder
 
 __all__ = ["EVAL_VERSION", "DetectorSettings", "Detectors"]
@@ -41,9 +42,9 @@ class DetectorSettings:
         match_distance: descriptor distance under which a face counts as recognized.
     """
 
-    person_conf: float = 0.25
+    person_conf: float = DEFAULT_PERSON_CONF
     person_iou: float = 0.45
-    person_classes: tuple[int, ...] = (0, 1)
+    person_classes: tuple[int, ...] = DEFAULT_PERSON_CLASSES
     person_input: int = 640
     person_model: str = ""
     centerface_threshold: float = 0.4

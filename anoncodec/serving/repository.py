@@ -34,6 +34,7 @@ from anoncodec.contract import (
     EnsembleSpec,
 )
 from anoncodec.contract import ENSEMBLES as CONTRACT_ENSEMBLES
+from anoncodec.detectors.catalog import DEFAULT_PERSON_CLASSES, DEFAULT_PERSON_CONF
 
 __all__ = [
     "BACKENDS",
@@ -144,8 +145,8 @@ class RepositoryOptions:
     max_width: int = MAX_FRAME_WIDTH
     detector_height: int = 640
     detector_width: int = 640
-    person_classes: tuple[int, ...] = (0, 1)
-    conf: float = 0.25
+    person_classes: tuple[int, ...] = DEFAULT_PERSON_CLASSES
+    conf: float = DEFAULT_PERSON_CONF
     iou: float = 0.45
     max_det: int = 300
     threads: int = 0
