@@ -21,7 +21,7 @@ from anoncodec.cli.options import (
     positive_int,
 )
 from anoncodec.contract import DEFAULT_MODE, MODES
-from anoncodec.edge.client_config import WHEN_FULL, ClientConfig
+from anoncodec.edge.client_config import WHEN_FULL, ClientConfig, guard_applies
 
 __all__ = ["add_arguments", "client_config", "guard_setting", "run"]
 
@@ -97,9 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def guard_setting(args: argparse.Namespace) -> bool:
-    """``--guard``/``--no-guard`` as given, else on exactly when packets leave the camera
-    (:attr:`~anoncodec.edge.client_config.ClientConfig.guard_on` decides the same way)."""
-    return ClientConfig(mode=args.mode, guard=args.guard).guard_on
+    """``--guard``/``--no-guard`` as given, else on exactly when packets leave the camera."""
+    return guard_applies(args.mode, args.guard)
 
 
 def _encoder(args: argparse.Namespace, config: ClientConfig):

@@ -17,7 +17,7 @@ from anoncodec.contract import MODES as CONTRACT_MODES
 from anoncodec.edge.guard import GuardConfig
 from anoncodec.errors import ConfigError
 
-__all__ = ["MODES", "WHEN_FULL", "RETRYABLE_STATUS", "ClientConfig", "backoff_schedule"]
+__all__ = ["MODES", "WHEN_FULL", "RETRYABLE_STATUS", "ClientConfig", "backoff_schedule", "guard_applies"]
 
 #: mode -> ensemble it calls (anoncodec.contract.MODES)
 MODES = {mode: spec.name for mode, spec in CONTRACT_MODES.items()}
@@ -25,6 +25,11 @@ MODES = {mode: spec.name for mode, spec in CONTRACT_MODES.items()}
 WHEN_FULL = ("block", "drop-newest", "drop-oldest", "drop")
 # gRPC codes after which the same request may succeed later
 RETRYABLE_STATUS = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED")
+
+
+def guard_applies(mode: str, guard: bool | None) -> bool:
+    """``guard`` as given, else on exactly when packets leave the camera (``mode == "packets"``)."""
+    return mode == "packets" if guard is None else bool(guard)
 
 
 @dataclass(frozen=True)
@@ -134,8 +139,8 @@ class ClientConfig:
 
     @property
     def guard_on(self) -> bool:
-        """Whether packets are guarded: ``guard`` as given, else exactly in packets mode."""
-        return self.mode == "packets" if self.guard is None else bool(self.guard)
+        """Whether packets are guarded (:func:`guard_applies`)."""
+        return guard_applies(self.mode, self.guard)
 
     @property
     def drop_policy(self) -> str:

@@ -89,7 +89,7 @@ _DETECT_STEPS = (
 )
 
 
-def _tensors(spec: EnsembleSpec, which: str) -> tuple[Tensor, ...]:
+def _contract_tensors(spec: EnsembleSpec, which: str) -> tuple[Tensor, ...]:
     return tuple((t.name, t.datatype, t.dims) for t in getattr(spec, which))
 
 
@@ -101,7 +101,7 @@ _STEPS = {
                             + _DETECT_STEPS,
 }
 # the public tensors come from anoncodec.contract; only the steps between them live here
-ENSEMBLES = {name: (_tensors(spec, "inputs"), _tensors(spec, "outputs"), _STEPS[name])
+ENSEMBLES = {name: (_contract_tensors(spec, "inputs"), _contract_tensors(spec, "outputs"), _STEPS[name])
              for name, spec in CONTRACT_ENSEMBLES.items()}
 
 
