@@ -16,9 +16,7 @@ Writes JSON and a markdown table under benchmarks/results/.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -46,6 +44,7 @@ def load_images(args: argparse.Namespace) -> list[tuple[str, object]]:
     """``(name, uint8 RGB frame)`` of every image used."""
     import cv2
 
+    from anoncodec.data.corpus import MANIFEST, read_manifest
     from anoncodec.frames import open_source, read_frames
 
     def fit(rgb):
@@ -67,10 +66,8 @@ def load_images(args: argparse.Namespace) -> list[tuple[str, object]]:
         photos += [assets / "bus.jpg", assets / "zidane.jpg"]
     except ImportError:
         pass
-    manifest = Path(args.corpora) / "manifest.json"
-    if manifest.is_file():
-        files = json.loads(manifest.read_text())["files"]
-        photos += [Path(args.corpora) / f["path"] for f in files if f.get("kind") == "full-body"]
+    if (Path(args.corpora) / MANIFEST).is_file():
+        photos += [Path(args.corpora) / f.path for f in read_manifest(args.corpora) if f.kind == "full-body"]
     images += [(p.name if "openpeople" not in str(p) else f"{p.parent.name}/{p.name}", fit(read_frames(p)[0]))
                for p in photos if p.is_file()]
     return images
@@ -108,9 +105,8 @@ CONFIDENT = 0.5
 
 def run(args: argparse.Namespace, command: str) -> int:
     import cv2
-    import numpy as np
 
-    from anoncodec.evaluation import environment, write_record
+    from anoncodec.evaluation import environment, time_call, write_record
     from anoncodec.evaluation.detector_compare import SIZE_BUCKETS, consensus_boxes, recall_by_size
 
     images = load_images(args)
@@ -122,14 +118,9 @@ def run(args: argparse.Namespace, command: str) -> int:
     frame = cv2.resize(images[0][1], (640, 480), interpolation=cv2.INTER_AREA)
     rows = []
     for name, fn in dets.items():
-        fn(frame)
-        times = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            fn(frame)
-            times.append(1000 * (time.perf_counter() - t0))
+        stats = time_call(lambda fn=fn: fn(frame), 1, args.repeats)
         r = recall_by_size(references, found[name])
-        rows.append({"detector": name, "voter": name in voters, "ms_640x480": round(float(np.median(times)), 1),
+        rows.append({"detector": name, "voter": name in voters, "ms_640x480": round(stats.median_ms, 1),
                      "recall": r.share(), "by_size": {b: r.share(b) for b, _, _ in SIZE_BUCKETS},
                      "found": r.found, "reference": r.total,
                      "detections": int(sum(len(d) for d in found[name]))})
