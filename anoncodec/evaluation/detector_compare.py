@@ -1,10 +1,12 @@
 """Person detectors compared without labels: recall against the consensus of the detectors.
 
-Numpy only. There is no labeled pedestrian set offline, so the reference boxes of an image
-are the *consensus*: every box that at least ``min_votes`` of the independent detectors find
-(matched at IoU >= ``iou``; the reference box is the mean of the matched boxes). A
-detector's recall is then the share of reference boxes it finds, per person size. Say so
-wherever these numbers are quoted: a person no two detectors find is in no one's recall.
+Numpy, :func:`~anoncodec.detectors.nms.box_iou` and the held-out benchmark's one-to-one
+person matching (:func:`~anoncodec.evaluation.heldout.measures.match_persons`). There is
+no labeled pedestrian set offline, so the reference boxes of an image are the *consensus*:
+every box that at least ``min_votes`` of the independent detectors find (matched at IoU >=
+``iou``; the reference box is the mean of the matched boxes). A detector's recall is then
+the share of reference boxes it finds, per person size. Say so wherever these numbers are
+quoted: a person no two detectors find is in no one's recall.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from anoncodec.detectors.nms import box_iou
+from anoncodec.evaluation.heldout.measures import match_persons
 
 __all__ = ["SIZE_BUCKETS", "consensus_boxes", "size_bucket", "Recall", "recall_by_size"]
 
@@ -28,13 +31,6 @@ SIZE_BUCKETS: tuple[tuple[str, float, float], ...] = (
 
 def _boxes(b: np.ndarray) -> np.ndarray:
     return np.asarray(b, np.float32).reshape(-1, np.shape(b)[-1] if np.size(b) else 4)[:, :4]
-
-
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``[len(a), len(b)]`` IoU of every pair."""
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)), np.float32)
-    return np.stack([box_iou(box, b) for box in a])
 
 
 def consensus_boxes(detections: Sequence[np.ndarray], min_votes: int = 2, iou: float = 0.5) -> np.ndarray:
@@ -90,14 +86,9 @@ def recall_by_size(references: Sequence[np.ndarray], detections: Sequence[np.nda
     found = {label: 0 for label, _, _ in SIZE_BUCKETS}
     total = dict(found)
     for ref, det in zip(references, detections):
-        ref, det = _boxes(ref), _boxes(det)
-        used = np.zeros(len(det), bool)
-        overlaps = _iou_matrix(ref, det)
-        for r, box in enumerate(ref):
+        ref = _boxes(ref)
+        for box, matched in zip(ref, match_persons(ref, _boxes(det), iou)):
             bucket = size_bucket(box)
             total[bucket] += 1
-            candidates = np.where(~used & (overlaps[r] >= iou))[0] if len(det) else []
-            if len(candidates):
-                used[candidates[np.argmax(overlaps[r, candidates])]] = True
-                found[bucket] += 1
+            found[bucket] += int(matched)
     return Recall(found, total)
