@@ -104,8 +104,7 @@ def guard_setting(args: argparse.Namespace) -> bool:
 def _encoder(args: argparse.Namespace, config: ClientConfig):
     """Packets mode: the camera's :class:`~anoncodec.edge.EdgeEncoder` (with the guard when on),
     built here rather than by the client so that a missing export gets the CLI's message."""
-    from anoncodec.edge import EdgeEncoder, FaceGuard
-    from anoncodec.edge.client import find_encoder_files
+    from anoncodec.edge.client import camera_encoder, find_encoder_files
     from anoncodec.errors import ExportError
 
     try:
@@ -115,8 +114,7 @@ def _encoder(args: argparse.Namespace, config: ClientConfig):
                           f"writes, but {args.export_dir!r} has none (neither encoder.onnx + tables.npz nor "
                           "encoder/1/model.onnx + quantize/1/tables.npz): pass --export-dir with the server's "
                           "model repository, or run `anoncodec export` first") from None
-    guard = FaceGuard(config.guard_settings) if config.guard_on else None
-    return EdgeEncoder(*files, threads=config.encoder_threads, guard=guard)
+    return camera_encoder(config, files)
 
 
 def client_config(args: argparse.Namespace) -> ClientConfig:

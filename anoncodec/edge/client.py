@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from anoncodec.edge.client_config import MODES, ClientConfig, backoff_schedule
-from anoncodec.edge.encoder import EdgeEncoder, find_encoder_files
+from anoncodec.edge.encoder import EdgeEncoder, camera_encoder, find_encoder_files
 from anoncodec.edge.metrics import CameraMetrics
 from anoncodec.edge.outage import OutageWatch
 from anoncodec.edge.request import payload_size
@@ -73,7 +73,6 @@ from anoncodec.edge.transport import (
 )
 from anoncodec.errors import (
     AnoncodecError,
-    ConfigError,
     RequestRejectedError,
     ServerUnavailableError,
 )
@@ -123,15 +122,7 @@ class CameraClient:
         self._sleep = sleep
         self.encoder = encoder
         if config.mode == "packets" and encoder is None:
-            if config.export_dir is None:
-                raise ConfigError("packets mode needs export_dir (--export-dir) with the camera encoder")
-            guard = None
-            if config.guard_on:
-                from anoncodec.edge.guard import FaceGuard
-
-                guard = FaceGuard(config.guard_settings)
-            self.encoder = EdgeEncoder(*find_encoder_files(config.export_dir), threads=config.encoder_threads,
-                                       guard=guard)
+            self.encoder = camera_encoder(config)
         self.delays = backoff_schedule(config.retries, config.backoff_s, config.backoff_factor,
                                        config.backoff_max_s)
         self.metrics = CameraMetrics(config.mode)

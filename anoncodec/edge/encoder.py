@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from anoncodec.entropy_coder import FactorizedTables
-from anoncodec.errors import ExportError, require
+from anoncodec.errors import ConfigError, ExportError, require
 from anoncodec.packet import MAX_SIDE, Packet, Stream, pack, padding
 
 if TYPE_CHECKING:
+    from anoncodec.edge.client_config import ClientConfig
     from anoncodec.edge.guard import FaceGuard
 
-__all__ = ["EdgeEncoder", "frame_to_input", "find_encoder_files"]
+__all__ = ["EdgeEncoder", "frame_to_input", "find_encoder_files", "camera_encoder"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,3 +115,18 @@ def find_encoder_files(export_dir: str | Path) -> tuple[Path, Path]:
     raise ExportError(f"no camera encoder in {str(folder)!r}: expected encoder.onnx + tables.npz or a model "
                       "repository with encoder/1/model.onnx + quantize/1/tables.npz; pass --export-dir with "
                       "the folder `anoncodec export` wrote (the server's model repository)")
+
+
+def camera_encoder(config: ClientConfig, files: tuple[Path, Path] | None = None) -> EdgeEncoder:
+    """The packets-mode encoder ``config`` describes: ``config.export_dir``'s encoder and
+    tables (or ``files``, already found), with the guard when ``config.guard_on``."""
+    if files is None:
+        if config.export_dir is None:
+            raise ConfigError("packets mode needs export_dir (--export-dir) with the camera encoder")
+        files = find_encoder_files(config.export_dir)
+    guard = None
+    if config.guard_on:
+        from anoncodec.edge.guard import FaceGuard
+
+        guard = FaceGuard(config.guard_settings)
+    return EdgeEncoder(*files, threads=config.encoder_threads, guard=guard)
