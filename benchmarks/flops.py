@@ -48,14 +48,9 @@ def cpu_peaks(cores: int) -> dict[str, float | None]:
     """Theoretical fp32 GFLOP/s (one and two AVX-512 FMA units) and numpy's measured GEMM rate."""
     import numpy as np
 
-    mhz = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("cpu MHz"):
-                mhz = float(line.split(":")[1])
-                break
-    except OSError:
-        pass
+    from anoncodec.evaluation.latency import cpuinfo
+
+    mhz = cpuinfo("cpu MHz")
     a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
     a @ a  # warm up the BLAS threads
     best = float("inf")
@@ -63,7 +58,7 @@ def cpu_peaks(cores: int) -> dict[str, float | None]:
         t0 = time.perf_counter()
         a @ a
         best = min(best, time.perf_counter() - t0)
-    ghz = None if mhz is None else mhz / 1000
+    ghz = None if mhz is None else float(mhz) / 1000
     return {"cores": cores, "clock_ghz": ghz,
             "peak_gflops_1fma": None if ghz is None else cores * ghz * 32,
             "peak_gflops_2fma": None if ghz is None else cores * ghz * 64,

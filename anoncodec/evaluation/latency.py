@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["LatencyStats", "time_call", "environment", "write_record"]
+__all__ = ["LatencyStats", "time_call", "cpuinfo", "environment", "write_record"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,15 @@ def time_call(fn: Callable[[], object], warmup: int = 3, repeats: int = 20,
     return LatencyStats(float(np.median(a)), float(np.percentile(a, 90)), float(a.mean()), float(a.min()), repeats)
 
 
+def cpuinfo(key: str) -> str | None:
+    """The first ``key`` entry of ``/proc/cpuinfo`` (e.g. ``"model name"``, ``"cpu MHz"``), or None."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith(key)), None)
+    except OSError:
+        return None
+
+
 def environment() -> dict[str, object]:
     """Commit, CPU, core count and library versions for a benchmark record."""
     import importlib.metadata as md
@@ -65,12 +74,7 @@ def environment() -> dict[str, object]:
                                 check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = cpuinfo("model name") or platform.processor()
     versions = {}
     for pkg in ("numpy", "onnxruntime", "torch", "compressai", "opencv-python-headless", "constriction"):
         try:
