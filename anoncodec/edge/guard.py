@@ -25,7 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from anoncodec.detectors.heads import pose_head_boxes
 from anoncodec.errors import ConfigError
+from anoncodec.roi.boxes import clip_boxes
 
 __all__ = ["GuardConfig", "FaceGuard", "latent_mask", "suppress_latent"]
 
@@ -150,9 +152,6 @@ class FaceGuard:
         found = np.concatenate(faces)
         heads = [face_to_head_box(found, image_hw=(h, w))] if len(found) else []
         if self.pose_detector is not None:
-            from anoncodec.detectors.heads import pose_head_boxes
-            from anoncodec.roi.boxes import clip_boxes
-
             persons, keypoints = self.pose_detector.detect_pose(frame_rgb, conf=self.config.pose_conf)
             if len(persons):
                 heads.append(clip_boxes(pose_head_boxes(keypoints, persons), h, w))
