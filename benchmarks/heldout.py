@@ -131,13 +131,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def split_methods(specs: list[str] | None) -> tuple[list[str], list[str]]:
     """``--method`` values -> (ours checkpoint specs, baseline names), checked."""
     from anoncodec.errors import ConfigError
+    from anoncodec.evaluation.heldout.run import GUARD_FAMILIES
 
     if not specs:
         return [""], list(BASELINE_NAMES)
     ours, names = [], []
     for spec in specs:
         family, sep, rest = spec.partition(":")
-        if family in ("ours", "guard", "guard+pose") and sep:
+        if family in ("ours", *GUARD_FAMILIES) and sep:
             if not rest:
                 raise ConfigError(
                     f"--method {spec!r}: name the checkpoint, e.g. {family}:demo"
