@@ -50,6 +50,11 @@ class PacketReason:
     MODEL_ID = "model-id"  #: encoded by other weights (or a malformed id)
     PAYLOAD_LENGTH = "payload-length"  #: entropy-coded payload not a whole number of words
     ENTROPY = "entropy"  #: the range decoder failed, or decoded impossible values
+    FRAME_TYPE = "frame-type"  #: unknown frame type, or streams that do not fit it (version 2)
+    SKIP_MAP = "skip-map"  #: a delta frame's skip map cannot be read or does not fit the latent
+    #: a delta frame does not apply to the decoder's state (lost, duplicated or reordered
+    #: packet, another sequence, no keyframe yet): the camera must send a keyframe
+    REFERENCE = "reference"
 
     @classmethod
     def codes(cls) -> frozenset[str]:

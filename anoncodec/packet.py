@@ -1,21 +1,31 @@
 """The packet: a small versioned binary container for one entropy-coded frame.
 
 Stdlib only, so the camera can write packets without PyTorch. Layout (little endian;
-:data:`HEADER_FIELDS`, :data:`STREAM_FIELDS` and the ``*_SIZE`` constants name it for
-code that builds or inspects raw packets)::
+:data:`HEADER_FIELDS`, :data:`SEQUENCE_FIELDS`, :data:`STREAM_FIELDS` and the ``*_SIZE``
+constants name it for code that builds or inspects raw packets)::
 
     offset  size  field
     0       4     magic  b"ANCP"
-    4       1     format version (1)
+    4       1     format version (1: a frame on its own; 2: a frame of a sequence)
     5       1     architecture code (1 = factorized, 2 = hyperprior)
     6       2     flags (reserved, must be 0)
     8       16    model id: hash of the weights and config that encoded the frame
     24      4     original image height H (pixels)
     28      4     original image width W (pixels)
     32      1     number of streams S (1 for factorized: y; 2 for hyperprior: y, z)
-    33      10*S  per stream: latent shape C, h, w (uint16 each), payload length (uint32)
+    (version 2 only: the sequence record, 13 bytes)
+    33      1     frame type (0 keyframe, 1 delta)
+    34      4     sequence id: chosen by the camera when it starts a sequence
+    38      4     frame index within the sequence
+    42      4     reference: the frame index a delta applies to (a keyframe: its own index)
+    33|46   10*S  per stream: latent shape C, h, w (uint16 each), payload length (uint32)
     ...           the S payloads, back to back
     end-4   4     CRC32 of every byte before it
+
+A keyframe has the streams of a version-1 packet. A delta frame (conditional
+replenishment, :mod:`anoncodec.replenish`) has two: ``y`` with the full latent shape, whose
+payload codes only the latent cells that changed, and the skip map ``(1, h, w)``. Packets
+of frames on their own are still written as version 1, so older readers decode them.
 
 Every malformed input raises :class:`~anoncodec.errors.PacketError` (never another
 exception) whose ``reason`` names the failed check (:class:`~anoncodec.errors.PacketReason`):
@@ -38,16 +48,21 @@ __all__ = [
     "MAX_SIDE",
     "Field",
     "HEADER_FIELDS",
+    "SEQUENCE_FIELDS",
     "STREAM_FIELDS",
     "HEADER_SIZE",
+    "SEQUENCE_SIZE",
     "STREAM_ENTRY_SIZE",
     "CRC_SIZE",
     "MIN_PACKET_SIZE",
     "header_field",
+    "sequence_field",
     "stream_field",
     "seal",
     "PacketReason",
     "Stream",
+    "FrameType",
+    "SequenceInfo",
     "Packet",
     "pack",
     "unpack",
@@ -56,7 +71,8 @@ __all__ = [
 ]
 
 MAGIC = b"ANCP"
-VERSION = 1
+VERSION = 2  #: the newest format version this build reads and writes
+VERSIONS = (1, 2)
 MODEL_ID_BYTES = 16
 MAX_SIDE = 16384  # largest accepted image side, pixels
 MAX_STREAMS = 4
@@ -115,14 +131,19 @@ def _record(*spec: tuple[str, str]) -> tuple[Field, ...]:
 #: the fixed header at the start of every packet
 HEADER_FIELDS = _record(("magic", "4s"), ("version", "B"), ("architecture", "B"), ("flags", "H"),
                         ("model_id", f"{MODEL_ID_BYTES}s"), ("height", "I"), ("width", "I"), ("streams", "B"))
+#: the sequence record of a version-2 packet (offsets relative to the record; it follows the header)
+SEQUENCE_FIELDS = _record(("frame_type", "B"), ("sequence_id", "I"), ("frame_index", "I"),
+                          ("reference_index", "I"))
 #: one stream table entry (offsets relative to the entry; entries follow the header)
 STREAM_FIELDS = _record(("channels", "H"), ("latent_h", "H"), ("latent_w", "H"), ("payload_length", "I"))
 
 _HEADER = struct.Struct("<" + "".join(f.format for f in HEADER_FIELDS))
+_SEQUENCE = struct.Struct("<" + "".join(f.format for f in SEQUENCE_FIELDS))
 _STREAM = struct.Struct("<" + "".join(f.format for f in STREAM_FIELDS))
 _CRC = struct.Struct("<I")
 
 HEADER_SIZE = _HEADER.size  #: 33
+SEQUENCE_SIZE = _SEQUENCE.size  #: 13
 STREAM_ENTRY_SIZE = _STREAM.size  #: 10
 CRC_SIZE = _CRC.size  #: 4
 MIN_PACKET_SIZE = HEADER_SIZE + STREAM_ENTRY_SIZE + CRC_SIZE  #: one stream, empty payload
@@ -136,11 +157,23 @@ def header_field(name: str) -> Field:
     raise KeyError(f"no header field {name!r}; expected one of {[f.name for f in HEADER_FIELDS]}")
 
 
-def stream_field(index: int, name: str) -> Field:
-    """Field ``name`` of stream table entry ``index`` (absolute offset)."""
+def sequence_field(name: str) -> Field:
+    """The sequence record's field ``name`` in a version-2 packet (absolute offset)."""
+    for f in SEQUENCE_FIELDS:
+        if f.name == name:
+            return f.at(HEADER_SIZE)
+    raise KeyError(f"no sequence field {name!r}; expected one of {[f.name for f in SEQUENCE_FIELDS]}")
+
+
+def _table_start(version: int) -> int:
+    return HEADER_SIZE + (SEQUENCE_SIZE if version >= 2 else 0)
+
+
+def stream_field(index: int, name: str, version: int = 1) -> Field:
+    """Field ``name`` of stream table entry ``index`` (absolute offset) in a packet of ``version``."""
     for f in STREAM_FIELDS:
         if f.name == name:
-            return f.at(HEADER_SIZE + index * STREAM_ENTRY_SIZE)
+            return f.at(_table_start(version) + index * STREAM_ENTRY_SIZE)
     raise KeyError(f"no stream field {name!r}; expected one of {[f.name for f in STREAM_FIELDS]}")
 
 
@@ -162,6 +195,56 @@ class Stream:
     data: bytes
 
 
+class FrameType:
+    """Frame types of a version-2 packet (``SequenceInfo.frame_type``)."""
+
+    KEY = "key"  #: every latent cell coded; resets the decoder's state
+    DELTA = "delta"  #: only the cells that changed since the reference frame
+
+
+FRAME_TYPE_CODES = {FrameType.KEY: 0, FrameType.DELTA: 1}
+FRAME_TYPE_NAMES = {v: k for k, v in FRAME_TYPE_CODES.items()}
+_UINT32 = (1 << 32) - 1
+
+
+@dataclass(frozen=True)
+class SequenceInfo:
+    """Where a frame sits in its camera's sequence (the version-2 record).
+
+    Args:
+        frame_type: :class:`FrameType` (``"key"`` or ``"delta"``).
+        sequence_id: the camera's id of the sequence (a new one at every restart).
+        frame_index: index of this frame in the sequence (0 for the first keyframe).
+        reference_index: the frame a delta applies to (``frame_index - 1``); a keyframe's
+            own index.
+    """
+
+    frame_type: str
+    sequence_id: int
+    frame_index: int
+    reference_index: int
+
+    def __post_init__(self) -> None:
+        if self.frame_type not in FRAME_TYPE_CODES:
+            raise PacketError(f"unknown frame type {self.frame_type!r}; expected one of {sorted(FRAME_TYPE_CODES)}",
+                              reason=PacketReason.FRAME_TYPE)
+        for name in ("sequence_id", "frame_index", "reference_index"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and 0 <= value <= _UINT32):
+                raise PacketError(f"{name}={value!r}; expected an integer in 0..{_UINT32}",
+                                  reason=PacketReason.FRAME_TYPE)
+        if self.frame_type == FrameType.KEY and self.reference_index != self.frame_index:
+            raise PacketError(f"a keyframe references itself: reference {self.reference_index} != "
+                              f"frame {self.frame_index}", reason=PacketReason.FRAME_TYPE)
+        if self.frame_type == FrameType.DELTA and self.reference_index >= self.frame_index:
+            raise PacketError(f"a delta frame references an earlier frame: reference {self.reference_index} "
+                              f">= frame {self.frame_index}", reason=PacketReason.FRAME_TYPE)
+
+    @property
+    def is_key(self) -> bool:
+        return self.frame_type == FrameType.KEY
+
+
 @dataclass(frozen=True)
 class Packet:
     """One encoded frame.
@@ -171,7 +254,10 @@ class Packet:
         architecture: codec registry key (``"factorized"`` or ``"hyperprior"``).
         height: original image height in pixels, before padding.
         width: original image width in pixels, before padding.
-        streams: entropy-coded latents (``y`` first, then ``z`` for the hyperprior).
+        streams: entropy-coded latents (``y`` first, then ``z`` for the hyperprior; a delta
+            frame: ``y``'s changed cells, then the skip map).
+        sequence: the frame's place in a sequence (written as version 2); None (the
+            default) for a frame on its own (version 1).
     """
 
     model_id: bytes
@@ -179,6 +265,7 @@ class Packet:
     height: int
     width: int
     streams: tuple[Stream, ...]
+    sequence: SequenceInfo | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -187,6 +274,16 @@ class Packet:
     def payload_bits(self) -> int:
         """Bits of the entropy-coded payloads (what rate/bpp measures)."""
         return 8 * sum(len(s.data) for s in self.streams)
+
+    @property
+    def version(self) -> int:
+        """Format version :func:`pack` writes: 2 for a frame of a sequence, else 1."""
+        return 1 if self.sequence is None else 2
+
+    @property
+    def is_delta(self) -> bool:
+        """A delta frame (decodes only against its reference)."""
+        return self.sequence is not None and not self.sequence.is_key
 
 
 def _validate(p: Packet) -> None:
@@ -215,16 +312,38 @@ def _validate(p: Packet) -> None:
         if not isinstance(s.data, (bytes, bytearray)):
             raise PacketError(f"stream {i}: payload must be bytes, got {type(s.data).__name__}",
                               reason=PacketReason.TYPE)
+    if p.sequence is not None:
+        _validate_sequence(p)
+
+
+def _validate_sequence(p: Packet) -> None:
+    if not isinstance(p.sequence, SequenceInfo):
+        raise PacketError(f"sequence must be a SequenceInfo, got {type(p.sequence).__name__}",
+                          reason=PacketReason.TYPE)
+    if p.architecture != "factorized":
+        raise PacketError(f"sequences are coded with the factorized prior only, not {p.architecture!r}",
+                          reason=PacketReason.ARCHITECTURE)
+    expected = 2 if p.is_delta else 1
+    if len(p.streams) != expected:
+        raise PacketError(f"a {p.sequence.frame_type} frame has {expected} stream(s), got {len(p.streams)}",
+                          reason=PacketReason.FRAME_TYPE)
+    if p.is_delta and p.streams[1].shape != (1, *p.streams[0].shape[1:]):
+        raise PacketError(f"skip map shape {p.streams[1].shape} does not fit the latent {p.streams[0].shape}; "
+                          f"expected {(1, *p.streams[0].shape[1:])}", reason=PacketReason.SKIP_MAP)
 
 
 def pack(packet: Packet) -> bytes:
     """Serialize ``packet`` to bytes (header, stream table, payloads, CRC32)."""
     parts = [
         _HEADER.pack(
-            MAGIC, VERSION, ARCH_CODES[packet.architecture], 0, packet.model_id,
+            MAGIC, packet.version, ARCH_CODES[packet.architecture], 0, packet.model_id,
             packet.height, packet.width, len(packet.streams),
         )
     ]
+    if packet.sequence is not None:
+        seq = packet.sequence
+        parts.append(_SEQUENCE.pack(FRAME_TYPE_CODES[seq.frame_type], seq.sequence_id, seq.frame_index,
+                                    seq.reference_index))
     parts += [_STREAM.pack(*s.shape, len(s.data)) for s in packet.streams]
     parts += [bytes(s.data) for s in packet.streams]
     return seal(b"".join(parts))
@@ -247,10 +366,10 @@ def unpack(data: bytes | bytearray | memoryview) -> Packet:
     if magic != MAGIC:
         raise PacketError(f"not an anoncodec packet: magic {magic!r}, expected {MAGIC!r}",
                           reason=PacketReason.MAGIC)
-    if version != VERSION:
+    if version not in VERSIONS:
         raise PacketError(
-            f"unsupported packet format version {version}; this build reads version {VERSION} "
-            "(upgrade anoncodec on the older side)",
+            f"unsupported packet format version {version}; this build reads versions "
+            f"{', '.join(map(str, VERSIONS))} (upgrade anoncodec on the older side)",
             reason=PacketReason.VERSION,
         )
     (crc,) = _CRC.unpack_from(data, len(data) - CRC_SIZE)
@@ -266,11 +385,13 @@ def unpack(data: bytes | bytearray | memoryview) -> Packet:
     if not 1 <= n_streams <= MAX_STREAMS:
         raise PacketError(f"packet declares {n_streams} streams; expected 1..{MAX_STREAMS}",
                           reason=PacketReason.STREAMS)
-    table_end = HEADER_SIZE + n_streams * STREAM_ENTRY_SIZE
+    table_start = _table_start(version)
+    table_end = table_start + n_streams * STREAM_ENTRY_SIZE
     if len(body) < table_end:
         raise PacketError(f"packet truncated inside the stream table ({len(body)} < {table_end} bytes)",
                           reason=PacketReason.TRUNCATED)
-    entries = [_STREAM.unpack_from(body, HEADER_SIZE + i * STREAM_ENTRY_SIZE) for i in range(n_streams)]
+    sequence = _unpack_sequence(body) if version >= 2 else None
+    entries = [_STREAM.unpack_from(body, table_start + i * STREAM_ENTRY_SIZE) for i in range(n_streams)]
     total = table_end + sum(e[3] for e in entries)
     if total != len(body):
         raise PacketError(
@@ -283,8 +404,16 @@ def unpack(data: bytes | bytearray | memoryview) -> Packet:
         offset += length
     return Packet(
         model_id=model_id, architecture=ARCH_NAMES[arch], height=height, width=width,
-        streams=tuple(streams),
+        streams=tuple(streams), sequence=sequence,
     )
+
+
+def _unpack_sequence(body: bytes) -> SequenceInfo:
+    code, sequence_id, frame_index, reference_index = _SEQUENCE.unpack_from(body, HEADER_SIZE)
+    if code not in FRAME_TYPE_NAMES:
+        raise PacketError(f"unknown frame type code {code}; expected one of {sorted(FRAME_TYPE_NAMES)}",
+                          reason=PacketReason.FRAME_TYPE)
+    return SequenceInfo(FRAME_TYPE_NAMES[code], sequence_id, frame_index, reference_index)
 
 
 def check_model_id(packet: Packet, model_id: bytes) -> None:

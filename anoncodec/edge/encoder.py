@@ -78,11 +78,22 @@ class EdgeEncoder:
         (y,) = self.session.run(None, {self.input_name: frame_to_input(frame_rgb, self.factor)})
         return y[0]
 
+    def guarded_latent(self, frame_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The latent to code, ``[C, h, w]``, with the guard's erased cells ``[h, w]``
+        (None without a guard) set to the medians."""
+        y = self.analyze(frame_rgb)
+        if self.guard is None:
+            return y, None
+        mask, self.last_guarded = self.guard.mask(frame_rgb, y.shape[-2:], self.factor)
+        if mask.any():
+            from anoncodec.edge.guard import suppress_latent
+
+            y = suppress_latent(y, mask, self.tables.medians)
+        return y, mask
+
     def encode(self, frame_rgb: np.ndarray) -> Packet:
         """Encode one uint8 ``[H,W,3]`` RGB frame into a :class:`Packet`."""
-        y = self.analyze(frame_rgb)
-        if self.guard is not None:
-            y, self.last_guarded = self.guard.erase(frame_rgb, y, self.factor, self.tables.medians)
+        y, _ = self.guarded_latent(frame_rgb)
         payload, _ = self.tables.encode(y)
         h, w = frame_rgb.shape[:2]
         return Packet(self.tables.model_id, "factorized", h, w, (Stream(tuple(int(d) for d in y.shape), payload),))

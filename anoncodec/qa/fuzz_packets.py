@@ -37,7 +37,6 @@ from anoncodec.packet import (
     MIN_PACKET_SIZE,
     STREAM_ENTRY_SIZE,
     STREAM_FIELDS,
-    VERSION,
     Packet,
     Stream,
     header_field,
@@ -64,13 +63,16 @@ __all__ = [
 _MUTABLE_FIELDS = tuple(f for f in HEADER_FIELDS if f.name not in ("magic", "model_id")) + tuple(
     stream_field(0, f.name) for f in STREAM_FIELDS)
 _MODEL_ID = header_field("model_id")
+# the layout built by hand here is that of a frame on its own (version 1); sequence packets
+# (version 2) are fuzzed by tests/unit/test_replenish.py
+FRAME_VERSION = 1
 
 
 def _prefix() -> bytes:
     """Magic and version of a valid packet: random bytes after them get past those two checks."""
     out = bytearray(header_field("architecture").offset)
     header_field("magic").pack_into(out, MAGIC)
-    header_field("version").pack_into(out, VERSION)
+    header_field("version").pack_into(out, FRAME_VERSION)
     return bytes(out)
 
 
@@ -78,7 +80,7 @@ _PREFIX = _prefix()
 
 
 def raw_packet(height: int, width: int, streams: Sequence[tuple[int, int, int, bytes]], model_id: bytes,
-               arch: int = 1, version: int = VERSION, flags: int = 0) -> bytes:
+               arch: int = 1, version: int = FRAME_VERSION, flags: int = 0) -> bytes:
     """A packet's bytes without :class:`~anoncodec.packet.Packet`'s validation (for absurd headers).
 
     Args:

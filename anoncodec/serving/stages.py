@@ -195,6 +195,10 @@ def decode_packet(packet: np.ndarray | bytes, tables: FactorizedTables, codec: C
     """
     parsed = unpack(_packet_bytes(packet))
     check_model_id(parsed, codec.model_id)
+    if parsed.is_delta:
+        raise PacketError("a delta frame decodes only against its sequence's state: send it to the "
+                          "sequence entry point (analyze_stream), or send keyframes here",
+                          reason=PacketReason.FRAME_TYPE)
     if parsed.architecture != codec.architecture or len(parsed.streams) != 1:
         raise PacketError(f"packet holds a {parsed.architecture!r} latent with {len(parsed.streams)} "
                           f"stream(s); this server decodes {codec.architecture!r} packets with one stream",

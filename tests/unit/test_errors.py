@@ -36,7 +36,7 @@ def test_reason_defaults():
 
 def test_codes_are_plain_distinct_strings():
     codes = PacketReason.codes()
-    assert len(codes) == 14 and all(type(c) is str for c in codes)
+    assert len(codes) == 17 and all(type(c) is str for c in codes)
     assert {"truncated", "magic", "version", "crc", "length", "frame-size", "model-id"} <= codes
 
 
