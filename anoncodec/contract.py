@@ -6,6 +6,8 @@ locustfile, the benchmarks and the fuzzer can all import it without torch or tri
 
     frames:   FRAME  (uint8 [H, W, 3] RGB)   -> anonymize_frame   -> ANONYMIZED, BOXES, SCORES, BITS
     packets:  PACKET (bytes [1], packet.py)  -> analyze_bitstream -> ANONYMIZED, BOXES, SCORES
+    stream:   PACKET (keyframes and deltas of one camera's sequence: a correlation ID per
+              camera, START on its first request)  -> analyze_stream -> ANONYMIZED, BOXES, SCORES
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ __all__ = [
     "BITS",
     "ANONYMIZE_FRAME",
     "ANALYZE_BITSTREAM",
+    "ANALYZE_STREAM",
+    "SEQUENCE_MODES",
     "ENSEMBLES",
     "ENSEMBLE_NAMES",
     "MODES",
@@ -72,16 +76,23 @@ BITS = TensorSpec("BITS", "INT64", (1,))
 
 ANONYMIZE_FRAME = EnsembleSpec("anonymize_frame", (FRAME,), (ANONYMIZED, BOXES, SCORES, BITS))
 ANALYZE_BITSTREAM = EnsembleSpec("analyze_bitstream", (PACKET,), (ANONYMIZED, BOXES, SCORES))
+#: stateful: every request carries its camera's correlation ID (sequence_id), the first of a
+#: sequence the START flag; the server keeps the camera's last latent between requests
+ANALYZE_STREAM = EnsembleSpec("analyze_stream", (PACKET,), (ANONYMIZED, BOXES, SCORES))
 
 #: ensemble name -> spec, in the order the repository generator writes them
-ENSEMBLES: dict[str, EnsembleSpec] = {e.name: e for e in (ANONYMIZE_FRAME, ANALYZE_BITSTREAM)}
+ENSEMBLES: dict[str, EnsembleSpec] = {e.name: e for e in (ANONYMIZE_FRAME, ANALYZE_BITSTREAM, ANALYZE_STREAM)}
 ENSEMBLE_NAMES: tuple[str, ...] = tuple(ENSEMBLES)
 #: the model repository folder (relative to the working directory) that ``anoncodec export``
 #: writes, ``anoncodec serve`` serves and a packets-mode camera reads its encoder from
 DEFAULT_REPOSITORY = "model_repository"
 #: camera mode -> the ensemble it calls. "packets" encodes on the camera (faces never leave
 #: it); "frames" sends raw frames to the server.
-MODES: dict[str, EnsembleSpec] = {"packets": ANALYZE_BITSTREAM, "frames": ANONYMIZE_FRAME}
+#: "stream" sends keyframes and deltas (conditional replenishment) of one sequence per camera.
+MODES: dict[str, EnsembleSpec] = {"packets": ANALYZE_BITSTREAM, "frames": ANONYMIZE_FRAME,
+                                  "stream": ANALYZE_STREAM}
+#: the modes whose requests belong to a sequence (Triton's sequence batcher)
+SEQUENCE_MODES = frozenset({"stream"})
 DEFAULT_MODE = "packets"
 #: largest frame (pixels per side) a model repository accepts unless exported with other
 #: ``--max-height``/``--max-width``: 4K UHD, landscape

@@ -11,8 +11,9 @@ What it writes into the repository (``model_repository/`` by default)::
     encoder/1/model.onnx             analysis transform, encoder_x -> encoder_y
     decoder/1/model.onnx             synthesis transform, decoder_y_hat -> decoder_x_hat
     detector/1/model.onnx            YOLOv8 person detector, detector_images -> detector_output
-    quantize/1/tables.npz            entropy tables (also in entropy_decode/1/)
-    frame_preprocess/1/codec.json    model id, downsampling, latent channels (also entropy_decode/1/)
+    quantize/1/tables.npz            entropy tables (also in entropy_decode/1/, sequence_decode/1/)
+    frame_preprocess/1/codec.json    model id, downsampling, latent channels (also entropy_decode/1/,
+                                     sequence_decode/1/)
 """
 
 from __future__ import annotations
@@ -262,10 +263,10 @@ def export_repository(
         tables = model.entropy_tables()
         codec = CodecInfo(tables.model_id, int(model.downsampling), int(tables.medians.size),
                           model.architecture)
-        for stage in ("quantize", "entropy_decode"):
+        for stage in ("quantize", "entropy_decode", "sequence_decode"):
             (repo / stage / "1").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(exported.tables, repo / stage / "1" / "tables.npz")
-        for stage in ("frame_preprocess", "entropy_decode"):
+        for stage in ("frame_preprocess", "entropy_decode", "sequence_decode"):
             (repo / stage / "1").mkdir(parents=True, exist_ok=True)
             (repo / stage / "1" / "codec.json").write_text(json.dumps(codec.to_dict(), indent=2) + "\n")
     det_path = repo / "detector" / "1" / "model.onnx"

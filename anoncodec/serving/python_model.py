@@ -49,7 +49,9 @@ def stage_model(stage: str) -> type:
             params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
             version_dir = Path(args["model_repository"]) / args["model_version"]
             self.stage = load_stage(stage, version_dir, params)
-            self.inputs = [i["name"] for i in config["input"]]
+            # a stage under the sequence batcher also gets its control tensors (START, END, CORRID)
+            controls = config.get("sequence_batching", {}).get("control_input", [])
+            self.inputs = [i["name"] for i in config["input"]] + [c["name"] for c in controls]
             self.outputs = {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in config["output"]}
             self.metrics = self._metrics()
             self.log.log_info(f"{self.model_name}: stage {stage} ready ({version_dir})")

@@ -9,6 +9,8 @@ Stages (one Triton model each; ``*`` = ONNX model, the others are python-backend
                        -> decoder_postprocess -> detector* -> detector_postprocess
     analyze_bitstream: entropy_decode -> decoder* -> decoder_postprocess
                        -> detector* -> detector_postprocess
+    analyze_stream:    sequence_decode (stateful: Triton's sequence batcher, one correlation
+                       ID per camera) -> decoder* -> ... as analyze_bitstream
 
 The three ONNX stages can run on three backends (``--backend``): ``python`` (ONNX Runtime
 inside a python-backend model: the only one the pip ``tritonserver`` has), ``onnxruntime``
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from anoncodec.contract import (
     ANALYZE_BITSTREAM,
+    ANALYZE_STREAM,
     ANONYMIZE_FRAME,
     FRAME,
     MAX_FRAME_HEIGHT,
@@ -40,6 +43,7 @@ __all__ = [
     "BACKENDS",
     "ONNX_STAGES",
     "PYTHON_STAGES",
+    "SEQUENCE_STAGES",
     "BATCHED_STAGES",
     "ENSEMBLES",
     "RepositoryOptions",
@@ -61,6 +65,9 @@ _STAGES: dict[str, tuple[tuple[Tensor, ...], tuple[Tensor, ...]]] = {
                  (("y_hat", "FP32", (1, -1, -1, -1)), ("bits", "INT64", (1,)))),
     "entropy_decode": ((("packet", "BYTES", (1,)),),
                        (("y_hat", "FP32", (1, -1, -1, -1)), ("size", "INT64", (2,)))),
+    # the sequence batcher adds its control tensors (SEQUENCE_CONTROLS) to these
+    "sequence_decode": ((("packet", "BYTES", (1,)),),
+                        (("y_hat", "FP32", (1, -1, -1, -1)), ("size", "INT64", (2,)))),
     "decoder": ((("y_hat", "FP32", (1, -1, -1, -1)),), (("x_hat", "FP32", (1, 3, -1, -1)),)),
     "decoder_postprocess": ((("x_hat", "FP32", (1, 3, -1, -1)), ("size", "INT64", (2,))),
                             (("frame", "UINT8", (-1, -1, 3)), ("images", "FP32", (1, 3, 0, 0)),
@@ -99,7 +106,12 @@ _STEPS = {
                            ("quantize", {"y": "y"}, {"y_hat": "y_hat", "bits": "BITS"})) + _DETECT_STEPS,
     ANALYZE_BITSTREAM.name: (("entropy_decode", {"packet": PACKET.name}, {"y_hat": "y_hat", "size": "size"}),)
                             + _DETECT_STEPS,
+    ANALYZE_STREAM.name: (("sequence_decode", {"packet": PACKET.name}, {"y_hat": "y_hat", "size": "size"}),)
+                         + _DETECT_STEPS,
 }
+# stages under Triton's sequence batcher -> their control tensors (short name, Triton control kind)
+SEQUENCE_STAGES = {"sequence_decode": (("start", "CONTROL_SEQUENCE_START"), ("end", "CONTROL_SEQUENCE_END"),
+                                       ("corrid", "CONTROL_SEQUENCE_CORRID"))}
 # the public tensors come from anoncodec.contract; only the steps between them live here
 ENSEMBLES = {name: (_contract_tensors(spec, "inputs"), _contract_tensors(spec, "outputs"), _STEPS[name])
              for name, spec in CONTRACT_ENSEMBLES.items()}
@@ -138,6 +150,10 @@ class RepositoryOptions:
             ONNX files must have a dynamic batch dimension (``anoncodec export`` checks).
         batch_delay_us: how long a request may wait in a batched stage's queue for others
             to join its batch (``max_queue_delay_microseconds``).
+        max_cameras: sequences (cameras) ``analyze_stream`` serves at once: Triton's
+            ``max_candidate_sequences`` and the states the stage keeps.
+        sequence_idle_s: a camera's sequence unused this long is ended (Triton's
+            ``max_sequence_idle_microseconds``, and the stage drops its state).
     """
 
     backend: str = "python"
@@ -153,6 +169,8 @@ class RepositoryOptions:
     instances: int = 1
     max_batch: int = 4
     batch_delay_us: int = 2000
+    max_cameras: int = 16
+    sequence_idle_s: int = 60
 
     def __post_init__(self) -> None:
         from anoncodec.errors import ConfigError
@@ -175,6 +193,10 @@ class RepositoryOptions:
             raise ConfigError(f"max_batch={self.max_batch!r}; expected an integer in 0..256 (0: no batching)")
         if not (isinstance(self.batch_delay_us, int) and 0 <= self.batch_delay_us <= 10_000_000):
             raise ConfigError(f"batch_delay_us={self.batch_delay_us!r}; expected an integer in 0..10000000")
+        if not (isinstance(self.max_cameras, int) and 1 <= self.max_cameras <= 4096):
+            raise ConfigError(f"max_cameras={self.max_cameras!r}; expected an integer in 1..4096")
+        if not (isinstance(self.sequence_idle_s, int) and 1 <= self.sequence_idle_s <= 86400):
+            raise ConfigError(f"sequence_idle_s={self.sequence_idle_s!r}; expected whole seconds in 1..86400")
 
     def batched(self, stage: str) -> bool:
         """Whether ``stage`` gets ``max_batch_size > 0`` and a dynamic batcher."""
@@ -184,6 +206,9 @@ class RepositoryOptions:
         """The ``parameters`` block of a stage's config (strings, read back by the stage)."""
         if stage == "frame_preprocess" or stage == "entropy_decode":
             return {"max_height": str(self.max_height), "max_width": str(self.max_width)}
+        if stage == "sequence_decode":
+            return {"max_height": str(self.max_height), "max_width": str(self.max_width),
+                    "max_cameras": str(self.max_cameras), "idle_s": str(self.sequence_idle_s)}
         if stage == "decoder_postprocess":
             return {"letterbox_height": str(self.detector_height), "letterbox_width": str(self.detector_width)}
         if stage == "detector_postprocess":
@@ -239,11 +264,28 @@ def _stage_config(stage: str, options: RepositoryOptions) -> str:
     text += _tensors("output", outputs, options, f"{stage}_", batched)
     if batched:
         text += f"dynamic_batching {{\n  max_queue_delay_microseconds: {options.batch_delay_us}\n}}\n"
+    if stage in SEQUENCE_STAGES:
+        text += _sequence_batching(stage, options)
     # python stages (and ONNX Runtime inside python) run on the CPU; native backends on the GPU
     kind = "KIND_CPU" if stage not in ONNX_STAGES or options.backend == "python" else "KIND_GPU"
     if kind == "KIND_CPU" or options.instances > 1:
         text += f"instance_group [\n  {{\n    count: {options.instances}\n    kind: {kind}\n  }}\n]\n"
     return text + _parameters(options.parameters(stage))
+
+
+def _sequence_batching(stage: str, options: RepositoryOptions) -> str:
+    # "oldest" keeps up to max_cameras sequences as candidates and serves whichever has a
+    # request (with "direct" each sequence would hold a batch slot of its own)
+    controls = []
+    for short, kind in SEQUENCE_STAGES[stage]:
+        value = ("data_type: TYPE_UINT64" if kind == "CONTROL_SEQUENCE_CORRID"
+                 else "int32_false_true: [ 0, 1 ]")
+        controls.append(f'    {{\n      name: "{stage}_{short}"\n      control [\n        {{\n'
+                        f'          kind: {kind}\n          {value}\n        }}\n      ]\n    }}')
+    return (f"sequence_batching {{\n  max_sequence_idle_microseconds: {options.sequence_idle_s * 1_000_000}\n"
+            f"  oldest {{\n    max_candidate_sequences: {options.max_cameras}\n"
+            f"    max_queue_delay_microseconds: 0\n  }}\n"
+            f"  control_input [\n" + ",\n".join(controls) + "\n  ]\n}\n")
 
 
 def _ensemble_config(name: str, options: RepositoryOptions) -> str:

@@ -33,6 +33,7 @@ STAGE_FILES = {
     "encoder": ("model.onnx",),
     "quantize": ("tables.npz",),
     "entropy_decode": ("codec.json", "tables.npz"),
+    "sequence_decode": ("codec.json", "tables.npz"),
     "decoder": ("model.onnx",),
     "decoder_postprocess": (),
     "detector": ("model.onnx",),
@@ -165,6 +166,33 @@ class EntropyDecode(Stage):
         return {"y_hat": y_hat, "size": size}
 
 
+class SequenceDecode(EntropyDecode):
+    """The stateful stage of ``analyze_stream``: keyframes and deltas of many cameras.
+
+    Triton's sequence batcher adds the control tensors ``start``, ``end`` and ``corrid``
+    to every request; each camera's state lives in a bounded
+    :class:`~anoncodec.serving.sequences.SequenceStore`.
+    """
+
+    name = "sequence_decode"
+
+    def __init__(self, version_dir, params=None):
+        super().__init__(version_dir, params)
+        from anoncodec.serving.sequences import SequenceLimits, SequenceStore
+
+        default = SequenceLimits()
+        limits = SequenceLimits(_int(self.params, "max_cameras", default.max_cameras),
+                                float(self.params.get("idle_s", default.idle_s)),
+                                _int(self.params, "max_state_bytes", default.max_state_bytes))
+        self.store = SequenceStore(self.tables, limits)
+
+    def run(self, inputs):
+        packet = stages.parse_packet(inputs["packet"], self.codec, self.limits)
+        flags = {k: int(np.asarray(inputs[k]).ravel()[0]) for k in ("start", "end", "corrid")}
+        y_hat = self.store.decode(flags["corrid"], packet, start=bool(flags["start"]), end=bool(flags["end"]))
+        return {"y_hat": y_hat[None].astype(np.float32), "size": stages.frame_size(packet)}
+
+
 class DecoderPostprocess(Stage):
     name = "decoder_postprocess"
 
@@ -289,8 +317,8 @@ class Detector(OnnxStage):
 
 STAGES: dict[str, type[Stage]] = {
     cls.name: cls
-    for cls in (FramePreprocess, Encoder, Quantize, EntropyDecode, Decoder, DecoderPostprocess,
-                Detector, DetectorPostprocess)
+    for cls in (FramePreprocess, Encoder, Quantize, EntropyDecode, SequenceDecode, Decoder,
+                DecoderPostprocess, Detector, DetectorPostprocess)
 }
 
 

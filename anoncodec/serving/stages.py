@@ -28,7 +28,7 @@ from anoncodec.detectors.person import LetterboxParams, decode_yolo, letterbox
 from anoncodec.edge.encoder import frame_to_input
 from anoncodec.entropy_coder import FactorizedTables
 from anoncodec.errors import InvalidRequestError, PacketError, PacketReason
-from anoncodec.packet import MAX_SIDE, check_model_id, padding, unpack
+from anoncodec.packet import MAX_SIDE, Packet, check_model_id, padding, unpack
 
 __all__ = [
     "InvalidRequestError",
@@ -36,7 +36,9 @@ __all__ = [
     "CodecInfo",
     "preprocess_frame",
     "quantize_latent",
+    "parse_packet",
     "decode_packet",
+    "frame_size",
     "crop_frame",
     "reconstruct",
     "letterbox_to_array",
@@ -175,9 +177,36 @@ def _packet_bytes(packet: np.ndarray | bytes) -> bytes:
     return bytes(item)
 
 
+def parse_packet(packet: np.ndarray | bytes, codec: CodecInfo, limits: FrameLimits = FrameLimits()) -> Packet:
+    """Parse one packet and check it against the served codec: weights, architecture, frame
+    size and latent shape (keyframes, deltas and version-1 packets alike).
+
+    Raises:
+        PacketError: malformed packet, wrong architecture or latent shape.
+        ModelMismatchError: the packet was encoded by other weights.
+        InvalidRequestError: the packet's frame is larger than ``limits``.
+    """
+    parsed = unpack(_packet_bytes(packet))
+    check_model_id(parsed, codec.model_id)
+    streams = 2 if parsed.is_delta else 1
+    if parsed.architecture != codec.architecture or len(parsed.streams) != streams:
+        raise PacketError(f"packet holds a {parsed.architecture!r} latent with {len(parsed.streams)} "
+                          f"stream(s); this server decodes {codec.architecture!r} packets with one stream",
+                          reason=PacketReason.ARCHITECTURE if parsed.architecture != codec.architecture
+                          else PacketReason.STREAMS)
+    limits.check(parsed.height, parsed.width, "the packet's frame")
+    pad_h, pad_w = padding(parsed.height, parsed.width, codec.downsampling)
+    expected = (codec.latent_channels, (parsed.height + pad_h) // codec.downsampling,
+                (parsed.width + pad_w) // codec.downsampling)
+    if tuple(parsed.streams[0].shape) != expected:
+        raise PacketError(f"packet latent shape {parsed.streams[0].shape} does not match a {parsed.height}x"
+                          f"{parsed.width} frame; expected {expected}", reason=PacketReason.LATENT_SHAPE)
+    return parsed
+
+
 def decode_packet(packet: np.ndarray | bytes, tables: FactorizedTables, codec: CodecInfo,
                   limits: FrameLimits = FrameLimits()) -> tuple[np.ndarray, np.ndarray]:
-    """Parse and entropy-decode one packet.
+    """Parse and entropy-decode one packet of a frame on its own (or a keyframe).
 
     Args:
         packet: the packet's bytes, or a ``[1]`` object array holding them (Triton BYTES).
@@ -189,31 +218,23 @@ def decode_packet(packet: np.ndarray | bytes, tables: FactorizedTables, codec: C
         ``(y_hat, size)``: float32 ``[1, C, h, w]`` and int64 ``[2]`` = original ``(H, W)``.
 
     Raises:
-        PacketError: malformed packet, wrong architecture or latent shape.
+        PacketError: malformed packet, a delta frame, wrong architecture or latent shape.
         ModelMismatchError: the packet was encoded by other weights.
         InvalidRequestError: the packet's frame is larger than ``limits``.
     """
-    parsed = unpack(_packet_bytes(packet))
-    check_model_id(parsed, codec.model_id)
+    parsed = parse_packet(packet, codec, limits)
     if parsed.is_delta:
         raise PacketError("a delta frame decodes only against its sequence's state: send it to the "
                           "sequence entry point (analyze_stream), or send keyframes here",
                           reason=PacketReason.FRAME_TYPE)
-    if parsed.architecture != codec.architecture or len(parsed.streams) != 1:
-        raise PacketError(f"packet holds a {parsed.architecture!r} latent with {len(parsed.streams)} "
-                          f"stream(s); this server decodes {codec.architecture!r} packets with one stream",
-                          reason=PacketReason.ARCHITECTURE if parsed.architecture != codec.architecture
-                          else PacketReason.STREAMS)
-    limits.check(parsed.height, parsed.width, "the packet's frame")
-    pad_h, pad_w = padding(parsed.height, parsed.width, codec.downsampling)
-    expected = (codec.latent_channels, (parsed.height + pad_h) // codec.downsampling,
-                (parsed.width + pad_w) // codec.downsampling)
     stream = parsed.streams[0]
-    if tuple(stream.shape) != expected:
-        raise PacketError(f"packet latent shape {stream.shape} does not match a {parsed.height}x"
-                          f"{parsed.width} frame; expected {expected}", reason=PacketReason.LATENT_SHAPE)
     y_hat = tables.decode(stream.data, stream.shape)
-    return y_hat[None].astype(np.float32), np.array([parsed.height, parsed.width], dtype=np.int64)
+    return y_hat[None].astype(np.float32), frame_size(parsed)
+
+
+def frame_size(packet: Packet) -> np.ndarray:
+    """The ``size`` tensor (int64 ``[2]``: original ``(H, W)``) of a parsed packet."""
+    return np.array([packet.height, packet.width], dtype=np.int64)
 
 
 def _size(size: np.ndarray) -> tuple[int, int]:

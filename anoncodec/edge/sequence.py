@@ -1,0 +1,193 @@
+"""The camera's video mode: frames -> keyframes and deltas -> ``analyze_stream``, in order.
+
+Numpy, onnxruntime (through :class:`~anoncodec.edge.encoder.EdgeEncoder`) and, for
+:class:`StreamSender`, ``tritonclient.grpc``; no PyTorch. One camera is one Triton
+sequence: its correlation ID on every request, the START flag on the first one. After any
+failure (a refused delta, a timeout, a server restart, Triton's idle timeout) the sender
+starts a new sequence and sends the same frame again as a keyframe, so the server never
+decodes a delta against a state it does not have.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from anoncodec.contract import ANALYZE_STREAM, ANONYMIZED, BOXES, SCORES
+from anoncodec.edge.encoder import EdgeEncoder
+from anoncodec.edge.request import request_inputs, requested_outputs
+from anoncodec.errors import ConfigError, RequestRejectedError, ServerUnavailableError, require
+from anoncodec.packet import Packet, pack
+from anoncodec.replenish import ReplenishConfig, ReplenishEncoder
+
+__all__ = ["SequenceEncoder", "StreamResult", "StreamSender", "grow_cells"]
+
+logger = logging.getLogger(__name__)
+
+
+def grow_cells(mask: np.ndarray, cells: int = 1) -> np.ndarray:
+    """``mask`` (bool ``[h, w]``) grown by ``cells`` in every direction (8-neighbourhood)."""
+    out = np.asarray(mask, dtype=bool)
+    for _ in range(cells):
+        padded = np.pad(out, 1)
+        h, w = out.shape
+        out = np.zeros_like(out)
+        for dy in range(3):
+            for dx in range(3):
+                out |= padded[dy:dy + h, dx:dx + w]
+    return out
+
+
+class SequenceEncoder:
+    """Frames -> version-2 packets of one sequence, the guard applied to every frame.
+
+    The guard's erased cells are *held*: a cell erased in one of the last
+    ``guard_hold`` frames, grown by one cell, stays erased, so a head the face detector
+    misses in a single frame (or that moved by a cell) does not slip through.
+
+    Args:
+        encoder: the camera's :class:`~anoncodec.edge.encoder.EdgeEncoder` (with its guard).
+        config: keyframe interval and change threshold.
+        guard_hold: frames an erased cell stays erased after its head was last found
+            (0: only the current frame's heads).
+    """
+
+    def __init__(self, encoder: EdgeEncoder, config: ReplenishConfig = ReplenishConfig(),
+                 guard_hold: int = 2) -> None:
+        if not (isinstance(guard_hold, int) and guard_hold >= 0):
+            raise ConfigError(f"guard_hold={guard_hold!r}; expected an integer >= 0")
+        self.encoder = encoder
+        self.replenish = ReplenishEncoder(encoder.tables, config)
+        self._recent: deque[np.ndarray] = deque(maxlen=guard_hold)
+
+    @property
+    def sequence_id(self) -> int:
+        return self.replenish.sequence_id
+
+    def restart(self) -> None:
+        """A new sequence: the next packet is a keyframe with a new sequence id."""
+        self.replenish.restart()
+
+    def request_keyframe(self) -> None:
+        self.replenish.request_keyframe()
+
+    def encode(self, frame_rgb: np.ndarray) -> Packet:
+        """The next frame's packet (a keyframe or a delta)."""
+        y, mask = self.encoder.guarded_latent(frame_rgb)
+        forced = mask
+        if mask is not None and self._recent.maxlen:
+            held = np.zeros_like(mask)
+            for previous in self._recent:
+                if previous.shape == mask.shape:
+                    held |= previous
+            held = grow_cells(held) & ~mask if held.any() else held
+            self._recent.append(mask)
+            if held.any():
+                y = y.copy()
+                y[:, held] = self.encoder.tables.medians.reshape(-1, 1)
+                forced = mask | held
+        h, w = frame_rgb.shape[:2]
+        return self.replenish.encode(y, h, w, forced=forced)
+
+
+@dataclass
+class StreamResult:
+    """One frame's answer from ``analyze_stream``.
+
+    Attributes:
+        anonymized: decoded frame, uint8 ``[H, W, 3]``.
+        boxes_xyxy: person boxes, float32 ``[N, 4]``.
+        scores: their scores.
+        frame_type: ``"key"`` or ``"delta"``: what was sent (after any resync).
+        bytes_sent: the packet's size.
+        resyncs: sequences restarted to get this frame through.
+    """
+
+    anonymized: np.ndarray
+    boxes_xyxy: np.ndarray
+    scores: np.ndarray
+    frame_type: str
+    bytes_sent: int
+    resyncs: int = 0
+
+
+class StreamSender:
+    """Send one camera's frames to ``analyze_stream`` in order (synchronous gRPC).
+
+    Args:
+        url: the server's gRPC address ``host:port``.
+        encoder: the camera's :class:`SequenceEncoder`.
+        camera_id: the correlation ID of this camera's sequences (unique per camera, > 0).
+        timeout_s: deadline of one request.
+        retries: resyncs tried for one frame before giving up on it.
+        retry_delay_s: wait before a resync after the server was unreachable.
+    """
+
+    def __init__(self, url: str, encoder: SequenceEncoder, camera_id: int, timeout_s: float = 30.0,
+                 retries: int = 3, retry_delay_s: float = 1.0) -> None:
+        if not (isinstance(camera_id, int) and 0 < camera_id < 1 << 64):
+            raise ConfigError(f"camera_id={camera_id!r}; expected an integer in 1..2**64-1 (the correlation ID)")
+        self.url, self.encoder, self.camera_id = url, encoder, camera_id
+        self.timeout_s, self.retries, self.retry_delay_s = timeout_s, retries, retry_delay_s
+        self._grpc = require("tritonclient.grpc", "serve")
+        self._utils = require("tritonclient.utils", "serve")
+        self._client = self._grpc.InferenceServerClient(url)
+        self._start = True  # the next request opens a sequence
+
+    def _infer(self, data: bytes, start: bool, end: bool = False):
+        inputs = request_inputs(ANALYZE_STREAM, data)
+        try:
+            return self._client.infer(ANALYZE_STREAM.name, inputs, outputs=requested_outputs(ANALYZE_STREAM),
+                                      sequence_id=self.camera_id, sequence_start=start, sequence_end=end,
+                                      client_timeout=self.timeout_s)
+        except self._utils.InferenceServerException as exc:
+            status = str(exc.status() or "")
+            message = f"{ANALYZE_STREAM.name} at {self.url}: {status}: {exc.message()}"
+            if "UNAVAILABLE" in status or "DEADLINE" in status:
+                raise ServerUnavailableError(message) from None
+            raise RequestRejectedError(message) from None
+
+    def send(self, frame_rgb: np.ndarray, end: bool = False) -> StreamResult:
+        """Encode and send the next frame; resync (new sequence, keyframe) after any failure.
+
+        Args:
+            frame_rgb: uint8 ``[H, W, 3]`` RGB.
+            end: the sequence's last frame (Triton's END flag): the server frees the
+                camera's state, and the next frame opens a new sequence. Close every
+                sequence this way before the server shuts down, or it waits for them.
+
+        Raises:
+            ServerUnavailableError, RequestRejectedError: the frame did not get through
+                after ``retries`` resyncs (the next frame starts a new sequence).
+        """
+        packet = self.encoder.encode(frame_rgb)
+        resyncs = 0
+        while True:
+            data = pack(packet)
+            try:
+                result = self._infer(data, self._start, end)
+            except (ServerUnavailableError, RequestRejectedError) as exc:
+                # a refused delta ([packet:reference]), Triton's "must specify the START flag"
+                # after an idle timeout or a restart, or no answer at all: start over from a keyframe
+                self._start = True
+                self.encoder.restart()
+                if resyncs == self.retries:
+                    raise
+                resyncs += 1
+                logger.warning("camera %d: %s; new sequence, resending frame as a keyframe", self.camera_id, exc)
+                if isinstance(exc, ServerUnavailableError):
+                    time.sleep(self.retry_delay_s)
+                packet = self.encoder.encode(frame_rgb)
+                continue
+            self._start = end
+            if end:
+                self.encoder.restart()
+            return StreamResult(result.as_numpy(ANONYMIZED.name), result.as_numpy(BOXES.name),
+                                result.as_numpy(SCORES.name), packet.sequence.frame_type, len(data), resyncs)
+
+    def close(self) -> None:
+        self._client.close()
