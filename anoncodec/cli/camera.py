@@ -21,7 +21,8 @@ from anoncodec.cli.options import (
     positive_int,
 )
 from anoncodec.contract import DEFAULT_MODE, MODES
-from anoncodec.edge.client_config import WHEN_FULL, ClientConfig, guard_applies
+from anoncodec.edge.client_config import ENCODING_MODES, WHEN_FULL, ClientConfig, guard_applies
+from anoncodec.replenish import ReplenishConfig
 
 __all__ = ["add_arguments", "client_config", "guard_setting", "run"]
 
@@ -41,7 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="packets: encode here with ONNX Runtime and send only the anonymized bitstream "
                         "to analyze_bitstream (faces never leave the camera); frames: send raw RGB frames to "
                         "the anonymize_frame ensemble (for cameras that cannot encode; raw frames, faces "
-                        "included, cross the network)")
+                        "included, cross the network); stream: encode here as a video sequence (keyframes, then "
+                        "only the latent cells that changed) sent in order to analyze_stream, which keeps the "
+                        "camera's last latent (one frame in flight; after a refused or lost packet or a server "
+                        "restart the camera starts again from a keyframe)")
     parser.add_argument("--export-dir", default=d["export_dir"],
                         help="packets mode: the camera encoder, either the model repository `anoncodec export` "
                         "wrote (encoder/1/model.onnx, quantize/1/tables.npz) or a folder with encoder.onnx + "
@@ -86,6 +90,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder-threads", type=int, default=d["encoder_threads"],
                         help="packets mode: ONNX Runtime intra-op threads (0: ONNX Runtime's default)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    video = parser.add_argument_group("stream mode", "conditional replenishment (--mode stream)")
+    replenish = ReplenishConfig()
+    video.add_argument("--keyframe-interval", type=positive_int, default=replenish.keyframe_interval,
+                       help="frames from one keyframe to the next (1: every frame is a keyframe)")
+    video.add_argument("--replenish-threshold", type=non_negative_float, default=replenish.threshold,
+                       help="a latent cell is sent again when its new symbols lower the squared quantization "
+                       "error, averaged over channels, by more than this (0: every changed cell; the frames then "
+                       "decode exactly as in packets mode)")
+    video.add_argument("--camera-id", type=positive_int,
+                       help="this camera's correlation ID on the server, unique per camera (default: random)")
+    video.add_argument("--guard-hold", type=non_negative_int, default=2,
+                       help="frames an erased head cell stays erased after its head was last found, so a head "
+                       "the face detector misses in one frame does not slip through")
     add_guard_arguments(parser, None, "packets mode: guaranteed mode, erase every head CenterFace finds from the "
                         "latent before it leaves the camera (default: on in packets mode; --no-guard turns it off)")
     tls = parser.add_argument_group("TLS", "for a server started with `anoncodec serve --tls-cert` (SECURITY.md)")
@@ -144,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     config = client_config(args)
     if args.mode == "frames":
         logger.warning(FRAMES_WARNING, args.url)
-    encoder = _encoder(args, config) if args.mode == "packets" else None
+    encoder = _encoder(args, config) if args.mode in ENCODING_MODES else None
     stop = threading.Event()
 
     def on_signal(signum, frame):  # first: finish the frames in flight, then summarize; second: abort
@@ -157,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             handlers[sig] = signal.signal(sig, on_signal)
     try:
+        if args.mode == "stream":
+            return _run_stream(args, encoder, stop)
         with open_source(args.source, args.max_frames, args.fps) as source, \
                 CameraClient(config, encoder=encoder) as client:
             summary = client.run(source, stop)
@@ -170,4 +189,50 @@ def run(args: argparse.Namespace) -> int:
                                      "and serving the "
                                      "same model as --export-dir? If it uses TLS, check --tls, --tls-ca and the client "
                                      "certificate (--tls-cert/--tls-key)")
+    return 0
+
+
+def _run_stream(args: argparse.Namespace, encoder, stop) -> int:
+    """``--mode stream``: one sequence to analyze_stream, frames in order, detections as JSON lines."""
+    import secrets
+
+    from anoncodec.edge.sequence import SequenceEncoder, StreamSender, stream_frames
+    from anoncodec.edge.sources import open_source
+    from anoncodec.errors import ConfigError, ServerUnavailableError
+
+    flags = (("--output-video", args.output_video), ("--metrics-port", args.metrics_port))
+    unsupported = [flag for flag, value in flags if value]
+    if unsupported:
+        raise ConfigError(f"not available in --mode stream yet: {', '.join(unsupported)}; use --detections")
+    config = ReplenishConfig(keyframe_interval=args.keyframe_interval, threshold=args.replenish_threshold)
+    camera_id = args.camera_id or secrets.randbits(62) + 1
+    sender = StreamSender(args.url, SequenceEncoder(encoder, config, guard_hold=args.guard_hold), camera_id,
+                          timeout_s=args.timeout, retries=max(0, args.retries))
+    lines = open(args.detections, "w") if args.detections else None  # noqa: SIM115 - closed below
+
+    def on_result(frame, result, latency_ms: float) -> None:
+        if lines is None:
+            return
+        record = {"frame": frame.index, "timestamp": frame.timestamp, "status": "ok" if result else "failed"}
+        if result is not None:
+            record.update(frame_type=result.frame_type, bytes_sent=result.bytes_sent, resyncs=result.resyncs,
+                          boxes=result.boxes_xyxy.round(1).tolist(), scores=result.scores.round(4).tolist(),
+                          latency_ms=round(latency_ms, 2))
+        lines.write(json.dumps(record) + "\n")
+
+    try:
+        with open_source(args.source, args.max_frames, args.fps) as source:
+            summary = stream_frames(source, sender, on_result, stop)
+        fps = args.fps or 10.0  # the rate the stream is quoted at
+    finally:
+        sender.close()
+        if lines is not None:
+            lines.close()
+    out = summary.to_dict()
+    out.update(camera_id=camera_id, fps=fps, kbit_per_s=round(summary.kbit_per_s(fps), 1))
+    print(json.dumps(out), flush=True)
+    if summary.frames_ok == 0 and summary.frames_failed > 0:
+        raise ServerUnavailableError(f"no frame got through to {args.url} ({summary.frames_failed} failed; last "
+                                     f"error: {summary.last_error}); is the server up (`anoncodec serve`) and "
+                                     "serving the same model as --export-dir?")
     return 0

@@ -17,7 +17,8 @@ from anoncodec.contract import MODES as CONTRACT_MODES
 from anoncodec.edge.guard import GuardConfig
 from anoncodec.errors import ConfigError
 
-__all__ = ["MODES", "WHEN_FULL", "RETRYABLE_STATUS", "ClientConfig", "backoff_schedule", "guard_applies"]
+__all__ = ["MODES", "ENCODING_MODES", "WHEN_FULL", "RETRYABLE_STATUS", "ClientConfig", "backoff_schedule",
+           "guard_applies"]
 
 #: mode -> ensemble it calls (anoncodec.contract.MODES)
 MODES = {mode: spec.name for mode, spec in CONTRACT_MODES.items()}
@@ -27,9 +28,13 @@ WHEN_FULL = ("block", "drop-newest", "drop-oldest", "drop")
 RETRYABLE_STATUS = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED")
 
 
+#: the modes that encode on the camera (the guard applies to them)
+ENCODING_MODES = ("packets", "stream")
+
+
 def guard_applies(mode: str, guard: bool | None) -> bool:
-    """``guard`` as given, else on exactly when packets leave the camera (``mode == "packets"``)."""
-    return mode == "packets" if guard is None else bool(guard)
+    """``guard`` as given, else on exactly when packets leave the camera (packets and stream modes)."""
+    return mode in ENCODING_MODES if guard is None else bool(guard)
 
 
 @dataclass(frozen=True)
@@ -38,8 +43,9 @@ class ClientConfig:
 
     Attributes:
         url: Triton gRPC address ``host:port``.
-        mode: ``"frames"`` (send FRAME to ``anonymize_frame``) or ``"packets"`` (encode
-            here, send PACKET to ``analyze_bitstream``).
+        mode: ``"frames"`` (send FRAME to ``anonymize_frame``), ``"packets"`` (encode
+            here, send PACKET to ``analyze_bitstream``) or ``"stream"`` (encode here as
+            keyframes and deltas of one sequence, sent in order to ``analyze_stream``).
         export_dir: where ``encoder.onnx``/``tables.npz`` (``anoncodec encode --onnx-dir``
             export) or a model repository (``encoder/1/model.onnx``,
             ``quantize/1/tables.npz``) are; packets mode only.
@@ -133,9 +139,9 @@ class ClientConfig:
                 raise ConfigError(f"{name}={value!r} without tls=True; pass --tls to connect with TLS")
             if value is not None and not Path(value).is_file():
                 raise ConfigError(f"{name}={value!r} is not a file; pass an existing PEM file")
-        if self.guard and self.mode != "packets":
-            raise ConfigError("guard=True needs mode='packets': the guaranteed mode erases heads in the camera's "
-                              "own encoder (--mode packets --guard)")
+        if self.guard and self.mode not in ENCODING_MODES:
+            raise ConfigError("guard=True needs mode='packets' or 'stream': the guaranteed mode erases heads in the "
+                              "camera's own encoder (--mode packets --guard)")
 
     @property
     def guard_on(self) -> bool:

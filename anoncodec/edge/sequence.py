@@ -24,7 +24,7 @@ from anoncodec.errors import ConfigError, RequestRejectedError, ServerUnavailabl
 from anoncodec.packet import Packet, pack
 from anoncodec.replenish import ReplenishConfig, ReplenishEncoder
 
-__all__ = ["SequenceEncoder", "StreamResult", "StreamSender", "grow_cells"]
+__all__ = ["SequenceEncoder", "StreamResult", "StreamSender", "StreamSummary", "grow_cells", "stream_frames"]
 
 logger = logging.getLogger(__name__)
 
@@ -191,3 +191,56 @@ class StreamSender:
 
     def close(self) -> None:
         self._client.close()
+
+
+@dataclass
+class StreamSummary:
+    """What one ``camera --mode stream`` run sent and got back."""
+
+    frames_ok: int = 0
+    frames_failed: int = 0
+    keyframes: int = 0
+    deltas: int = 0
+    resyncs: int = 0
+    bytes_sent: int = 0
+    seconds: float = 0.0
+    last_error: str | None = None
+
+    def kbit_per_s(self, fps: float) -> float:
+        """Stream rate of the frames sent, at ``fps`` frames per second."""
+        frames = self.frames_ok + self.frames_failed
+        return 8 * self.bytes_sent * fps / 1000 / frames if frames else 0.0
+
+    def to_dict(self) -> dict:
+        return {"mode": "stream", **{k: getattr(self, k) for k in self.__dataclass_fields__}}
+
+
+def stream_frames(frames, sender: StreamSender, on_result=None, stop=None) -> StreamSummary:
+    """Send every frame of ``frames`` (items with ``.index`` and ``.frame_rgb``) in order;
+    the last one closes the sequence. A frame that does not get through is counted and the
+    next one starts a new sequence."""
+    summary = StreamSummary()
+    start = time.perf_counter()
+    iterator = iter(frames)
+    current = next(iterator, None)
+    while current is not None and not (stop is not None and stop.is_set()):
+        following = next(iterator, None)
+        last = following is None or (stop is not None and stop.is_set())
+        sent = time.perf_counter()
+        try:
+            result = sender.send(current.frame_rgb, end=last)
+        except (ServerUnavailableError, RequestRejectedError) as exc:
+            summary.frames_failed += 1
+            summary.last_error = str(exc)
+            result = None
+        else:
+            summary.frames_ok += 1
+            summary.resyncs += result.resyncs
+            summary.bytes_sent += result.bytes_sent
+            summary.keyframes += result.frame_type == "key"
+            summary.deltas += result.frame_type == "delta"
+        if on_result is not None:
+            on_result(current, result, 1000 * (time.perf_counter() - sent))
+        current = following
+    summary.seconds = time.perf_counter() - start
+    return summary

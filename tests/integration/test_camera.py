@@ -121,3 +121,26 @@ def test_without_a_server_frames_fail_after_retries_in_bounded_time(tmp_path, ca
     lines = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text().splitlines()]
     assert [(line["frame"], line["status"], line["attempts"]) for line in lines] == [(i, "failed", 3) for i in range(4)]
     assert not (tmp_path / "out.avi").exists()  # raw frames are never written
+
+
+def test_stream_mode_sends_one_keyframe_then_small_deltas_with_the_same_detections(server, exported, tmp_path,
+                                                                                   streamed):
+    """``--mode stream`` at threshold 0 decodes every frame exactly as packets mode does, for
+    a fraction of the bytes after the keyframe."""
+    argv = ["camera", "--source", str(CLIP), "--url", server.grpc_url, "--mode", "stream",
+            "--export-dir", str(exported / "repo"), "--max-frames", str(FRAMES), "--replenish-threshold", "0",
+            "--guard-hold", "0", "--camera-id", "77", "--detections", str(tmp_path / "stream.jsonl"), "--no-progress"]
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main(argv) == 0
+    summary = json.loads(stdout.getvalue())
+    assert summary["frames_ok"] == FRAMES and summary["keyframes"] == 1 and summary["deltas"] == FRAMES - 1
+    assert summary["camera_id"] == 77 and summary["resyncs"] == 0
+    lines = [json.loads(line) for line in (tmp_path / "stream.jsonl").read_text().splitlines()]
+    assert [r["frame_type"] for r in lines] == ["key"] + ["delta"] * (FRAMES - 1)
+    assert max(r["bytes_sent"] for r in lines[1:]) < lines[0]["bytes_sent"]
+    packets = [json.loads(line) for line in (streamed["packets"][1] / "detections.jsonl").read_text().splitlines()]
+    for s, p in zip(lines, packets):
+        boxes = [np.array(r["boxes"]).reshape(-1, 4) for r in (s, p)]
+        assert np.allclose(*boxes, atol=0.1), s["frame"]
+    assert main(argv[:-3] + ["--output-video", str(tmp_path / "x.avi"), "--no-progress"]) != 0
