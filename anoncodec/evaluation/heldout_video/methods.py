@@ -11,8 +11,9 @@ from typing import Any
 
 __all__ = ["CHECKPOINT_FAMILIES", "DEFAULT_BASELINES", "FAMILIES", "build_methods", "parse_methods"]
 
-FAMILIES = ("ours", "guard", "jpeg", "blur-jpeg")
-CHECKPOINT_FAMILIES = ("ours", "guard")
+FAMILIES = ("ours", "guard", "stream", "guard-stream", "jpeg", "blur-jpeg")
+# stream, guard-stream: the clip coded as one sequence (keyframes and deltas, version-2 packets)
+CHECKPOINT_FAMILIES = ("ours", "guard", "stream", "guard-stream")
 DEFAULT_BASELINES = ("jpeg:10", "blur-jpeg:10")
 
 
@@ -38,8 +39,8 @@ def parse_methods(
         family, sep, value = spec.partition(":")
         if family not in FAMILIES or not sep:
             raise ConfigError(
-                f"--method {spec!r}; expected ours:NAME_OR_PATH, guard:NAME_OR_PATH, jpeg:Q or "
-                "blur-jpeg:Q (e.g. --method jpeg:10)"
+                f"--method {spec!r}; expected ours:NAME_OR_PATH, guard:NAME_OR_PATH, stream:NAME_OR_PATH, "
+                "guard-stream:NAME_OR_PATH, jpeg:Q or blur-jpeg:Q (e.g. --method jpeg:10)"
             )
         if family in CHECKPOINT_FAMILIES and not value:
             raise ConfigError(f"--method {spec!r}: name the checkpoint, e.g. {family}:demo")
@@ -81,6 +82,12 @@ def build_methods(
             from anoncodec.edge.guard import FaceGuard, GuardConfig
 
             methods[key] = codec_method(value, device, FaceGuard(GuardConfig(), detector=centerface))
+        elif family in ("stream", "guard-stream"):
+            from anoncodec.edge.guard import FaceGuard, GuardConfig
+            from anoncodec.evaluation.stream_method import stream_method
+
+            guard = FaceGuard(GuardConfig(), detector=centerface) if family == "guard-stream" else None
+            methods[key] = stream_method(value, device, guard)
         elif family == "jpeg":
             methods[key] = jpeg_method(int(value))
         else:
