@@ -96,3 +96,24 @@ def test_guard_family_erases_the_face_the_plain_codec_keeps_encoding():
     plain, guarded = ours.encode(frame), guard.encode(frame)
     assert len(guarded) < len(plain)  # the erased head costs almost nothing
     assert guard.decode(guarded).shape == frame.shape
+
+
+def test_stream_method_codes_a_clip_as_one_sequence_decoding_like_intra_at_threshold_0(tmp_path):
+    from anoncodec.evaluation.stream_method import stream_method
+    from anoncodec.replenish import ReplenishConfig
+
+    save_checkpoint(tmp_path / "tiny.pt", tiny_codec("factorized"))
+    intra = codec_method(tmp_path / "tiny.pt")
+    stream = stream_method(tmp_path / "tiny.pt", config=ReplenishConfig(keyframe_interval=10, threshold=0.0))
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 256, size=(64, 96, 3), dtype=np.uint8)
+    sizes = []
+    for i in range(4):
+        frame = base.copy()
+        frame[8:24, 8 + 16 * i: 24 + 16 * i] = 255  # one moving square on a static scene
+        data = stream.encode(frame)
+        packet = unpack(data)
+        assert packet.version == 2 and packet.sequence.frame_index == i
+        assert np.array_equal(stream.decode(data), intra.decode(intra.encode(frame)))
+        sizes.append(len(data))
+    assert max(sizes[1:]) < sizes[0] and stream.family == "stream"
