@@ -98,6 +98,10 @@ class RoiCodec(CompressionModel):
     def _check_packet(self, packet: Packet, n_streams: int) -> None:
         """Refuse packets of other weights, another architecture or stream count."""
         check_model_id(packet, self._cached("model_id", self.model_id))
+        if packet.is_delta:
+            raise PacketError("a delta frame decodes only against its sequence's state (anoncodec.replenish."
+                              "ReplenishDecoder, or the server's analyze_stream); keyframes decode here",
+                              reason=PacketReason.FRAME_TYPE)
         if packet.architecture != self.architecture or len(packet.streams) != n_streams:
             raise PacketError(
                 f"packet holds a {packet.architecture} latent with {len(packet.streams)} streams; "

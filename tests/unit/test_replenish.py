@@ -285,3 +285,20 @@ def test_state_memory_is_the_latent_symbols():
     assert dec.state_bytes == 0
     dec.decode(unpack(packets[0]))
     assert dec.state_bytes == C * H * W * 4
+
+
+def test_the_torch_codec_decodes_keyframes_and_refuses_deltas():
+    from tests.conftest import tiny_codec
+
+    model = tiny_codec("factorized")
+    t = model.entropy_tables()
+    enc = ReplenishEncoder(t, ReplenishConfig(keyframe_interval=10, threshold=0.0))
+    import torch
+
+    x = torch.rand(1, 3, 64, 64)
+    y = model.encoder_module()(x)[0].detach().numpy()
+    key = unpack(pack(enc.encode(y, 64, 64)))
+    assert torch.equal(model.decompress(key), model.decompress(model.compress(x)))
+    with pytest.raises(PacketError) as caught:
+        model.decompress(unpack(pack(enc.encode(y, 64, 64))))
+    assert caught.value.reason == PacketReason.FRAME_TYPE
