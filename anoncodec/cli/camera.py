@@ -100,7 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "decode exactly as in packets mode)")
     video.add_argument("--camera-id", type=positive_int,
                        help="this camera's correlation ID on the server, unique per camera (default: random)")
-    video.add_argument("--guard-hold", type=non_negative_int, default=2,
+    video.add_argument("--guard-hold", type=non_negative_int, default=1,
                        help="frames an erased head cell stays erased after its head was last found, so a head "
                        "the face detector misses in one frame does not slip through")
     add_guard_arguments(parser, None, "packets mode: guaranteed mode, erase every head CenterFace finds from the "

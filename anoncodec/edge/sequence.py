@@ -46,21 +46,26 @@ class SequenceEncoder:
     """Frames -> version-2 packets of one sequence, the guard applied to every frame.
 
     The guard's erased cells are *held*: a cell erased in one of the last
-    ``guard_hold`` frames, grown by one cell, stays erased, so a head the face detector
-    misses in a single frame (or that moved by a cell) does not slip through.
+    ``guard_hold`` frames (grown by ``hold_grow`` cells) stays erased, so a head the face
+    detector misses in a single frame does not slip through.
 
     Args:
         encoder: the camera's :class:`~anoncodec.edge.encoder.EdgeEncoder` (with its guard).
         config: keyframe interval and change threshold.
         guard_hold: frames an erased cell stays erased after its head was last found
             (0: only the current frame's heads).
+        hold_grow: cells the held cells grow by, for heads that move (each costs fidelity
+            around every moving head: measured on the held-out clip, 1 cell with a hold of
+            2 frames took 2.5 dB off PSNR outside heads).
     """
 
     def __init__(self, encoder: EdgeEncoder, config: ReplenishConfig = ReplenishConfig(),
-                 guard_hold: int = 2) -> None:
+                 guard_hold: int = 1, hold_grow: int = 0) -> None:
         if not (isinstance(guard_hold, int) and guard_hold >= 0):
             raise ConfigError(f"guard_hold={guard_hold!r}; expected an integer >= 0")
-        self.encoder = encoder
+        if not (isinstance(hold_grow, int) and hold_grow >= 0):
+            raise ConfigError(f"hold_grow={hold_grow!r}; expected an integer >= 0")
+        self.encoder, self.hold_grow = encoder, hold_grow
         self.replenish = ReplenishEncoder(encoder.tables, config)
         self._recent: deque[np.ndarray] = deque(maxlen=guard_hold)
 
@@ -84,7 +89,7 @@ class SequenceEncoder:
             for previous in self._recent:
                 if previous.shape == mask.shape:
                     held |= previous
-            held = grow_cells(held) & ~mask if held.any() else held
+            held = (grow_cells(held, self.hold_grow) if self.hold_grow else held) & ~mask
             self._recent.append(mask)
             if held.any():
                 y = y.copy()

@@ -43,7 +43,7 @@ class _TorchLatents:
 
 
 def stream_method(checkpoint: str | Path, device: str = "cpu", guard: Any = None,
-                  config: ReplenishConfig = ReplenishConfig(), guard_hold: int = 2) -> Method:
+                  config: ReplenishConfig = ReplenishConfig(), guard_hold: int = 1, hold_grow: int = 0) -> Method:
     """Our codec coding a clip as one sequence: keyframes and deltas (real version-2 packets).
 
     Args:
@@ -52,6 +52,7 @@ def stream_method(checkpoint: str | Path, device: str = "cpu", guard: Any = None
         guard: a :class:`~anoncodec.edge.guard.FaceGuard` (None: no guard).
         config: keyframe interval and change threshold.
         guard_hold: frames the guard's cells stay erased after a head was last found.
+        hold_grow: cells the held cells grow by.
     """
     import torch
 
@@ -65,7 +66,8 @@ def stream_method(checkpoint: str | Path, device: str = "cpu", guard: Any = None
     checkpoint = resolve_checkpoint(str(checkpoint))
     model = load_codec(checkpoint, device=device)
     model_id = model.model_id().hex()
-    encoder = SequenceEncoder(_TorchLatents(model, guard, device), config, guard_hold=guard_hold)
+    encoder = SequenceEncoder(_TorchLatents(model, guard, device), config, guard_hold=guard_hold,
+                             hold_grow=hold_grow)
     decoder = ReplenishDecoder(model.entropy_tables())
 
     def encode(frame: np.ndarray) -> bytes:
@@ -79,7 +81,8 @@ def stream_method(checkpoint: str | Path, device: str = "cpu", guard: Any = None
         return tensor_to_frame(x_hat[..., : packet.height, : packet.width])
 
     params = {"checkpoint": checkpoint.name, "model_id": model_id, "codec": model.config.to_dict(),
-              "device": device, "replenish": dataclasses.asdict(config), "guard_hold": guard_hold}
+              "device": device, "replenish": dataclasses.asdict(config), "guard_hold": guard_hold,
+              "hold_grow": hold_grow}
     name, label = "stream", "ours, stream"
     if guard is not None:
         params["guard"] = dataclasses.asdict(guard.config)

@@ -35,7 +35,7 @@ def test_a_head_missed_in_one_frame_stays_erased():
     head[1:3, 2:4] = True
     missed = np.zeros((H, W), bool)
     edge = FakeEdgeEncoder(ys, [head, missed, missed, missed])
-    enc = SequenceEncoder(edge, ReplenishConfig(keyframe_interval=100, threshold=0.0), guard_hold=2)
+    enc = SequenceEncoder(edge, ReplenishConfig(keyframe_interval=100, threshold=0.0), guard_hold=2, hold_grow=1)
     dec = ReplenishDecoder(edge.tables)
     medians = edge.tables.medians[:, None]
     frame = np.zeros((80, 112, 3), np.uint8)
