@@ -33,6 +33,24 @@ def exported(tmp_path_factory):
     return tmp
 
 
+def start_own_server(exported, log_dir):
+    """A started :class:`~anoncodec.serving.launcher.TritonServer` of the test's own on the
+    exported repository (for tests that crash or restart it); skips without tritonserver."""
+    from anoncodec.config import ServeConfig
+    from anoncodec.errors import MissingDependencyError
+    from anoncodec.serving.launcher import TritonServer, find_tritonserver
+
+    try:
+        find_tritonserver()
+    except MissingDependencyError as exc:
+        pytest.skip(f"no tritonserver binary: {exc}")
+    grpc, http, metrics = free_ports(3)
+    server = TritonServer(ServeConfig(repository=str(exported / "repo"), grpc_port=grpc, http_port=http,
+                                      metrics_port=metrics), log_file=log_dir / "tritonserver.log")
+    server.start()
+    return server
+
+
 @pytest.fixture(scope="session")
 def server(exported):
     """A running :class:`~anoncodec.serving.launcher.TritonServer` on the exported repository."""

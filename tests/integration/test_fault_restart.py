@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from anoncodec.serving import launcher
-from anoncodec.serving.launcher import free_ports, port_in_use
+from anoncodec.serving.launcher import port_in_use
+from tests.integration.conftest import start_own_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.triton]
 
@@ -91,19 +92,8 @@ def _wait(condition, timeout: float, what: str) -> None:
 
 
 def test_frames_in_the_buffer_survive_a_crash_and_restart_exactly_once_in_order(exported, tmp_path):
-    from anoncodec.config import ServeConfig
     from anoncodec.edge.client_config import ClientConfig
-    from anoncodec.errors import MissingDependencyError
-    from anoncodec.serving.launcher import TritonServer, find_tritonserver
-
-    try:
-        find_tritonserver()
-    except MissingDependencyError as exc:
-        pytest.skip(f"no tritonserver binary: {exc}")
-    grpc, http, metrics = free_ports(3)
-    server = TritonServer(ServeConfig(repository=str(exported / "repo"), grpc_port=grpc, http_port=http,
-                                      metrics_port=metrics), log_file=tmp_path / "tritonserver.log")
-    server.start()
+    server = start_own_server(exported, tmp_path)
     common = dict(url=server.grpc_url, export_dir=str(exported / "repo"), max_in_flight=2, buffer_size=BUFFER,
                   backoff_s=0.2, backoff_max_s=1.0, outage_timeout_s=120, retries=2, request_timeout_s=30)
     streams = [Stream("packets", ClientConfig(mode="packets", when_full="drop-oldest",
@@ -120,7 +110,8 @@ def test_frames_in_the_buffer_survive_a_crash_and_restart_exactly_once_in_order(
         assert not server.is_ready()
         assert regions and not [r for r in regions if Path(r).exists()], "the killed server's /dev/shm is left"
         time.sleep(3)  # frames keep coming while the server is down
-        _wait(lambda: not any(port_in_use("127.0.0.1", p) for p in (grpc, http, metrics)), 30, "free ports")
+        ports = (server.config.grpc_port, server.config.http_port, server.config.metrics_port)
+        _wait(lambda: not any(port_in_use("127.0.0.1", p) for p in ports), 30, "free ports")
         server.start()  # same ports; the clients find it by themselves
         back_at = time.monotonic()
         for s in streams:  # this CPU serves slower than the cameras film: let the held frames drain first

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anoncodec.serving.launcher import free_ports
+from tests.integration.conftest import start_own_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.triton]
 
@@ -45,22 +45,12 @@ def test_two_cameras_interleaved_with_a_lost_packet_and_a_restart(exported, samp
     import tritonclient.grpc as grpcclient
     from tritonclient.utils import InferenceServerException
 
-    from anoncodec.config import ServeConfig
     from anoncodec.edge.encoder import EdgeEncoder
     from anoncodec.edge.sequence import SequenceEncoder, StreamSender
-    from anoncodec.errors import MissingDependencyError
     from anoncodec.packet import pack
     from anoncodec.replenish import ReplenishConfig
-    from anoncodec.serving.launcher import TritonServer, find_tritonserver
 
-    try:
-        find_tritonserver()
-    except MissingDependencyError as exc:
-        pytest.skip(f"no tritonserver binary: {exc}")
-    grpc, http, metrics = free_ports(3)
-    server = TritonServer(ServeConfig(repository=str(exported / "repo"), grpc_port=grpc, http_port=http,
-                                      metrics_port=metrics), log_file=tmp_path / "tritonserver.log")
-    server.start()
+    server = start_own_server(exported, tmp_path)
     try:
         config = ReplenishConfig(keyframe_interval=100, threshold=0.0)
         cameras = [StreamSender(server.grpc_url, SequenceEncoder(
