@@ -9,7 +9,8 @@ Rows: ``intra`` (every frame a version-1 packet, as ``--mode packets`` sends it)
 ``stream`` row per ``--threshold`` (keyframe every ``--keyframe-interval`` frames, real
 version-2 packets decoded by the server's decoder logic), each with and without the
 camera-side guard (``--no-guard`` drops the guarded rows). Per row: kbit/s at ``--fps``,
-its ratio to intra of the same guard setting, PSNR against the original frames, and the
+its ratio to intra of the same guard setting, PSNR against the original frames, flicker
+(frame-to-frame change of the decoded clip where the original stays still), and the
 persons the served detector (fall-YOLOv8s, conf 0.25) finds on the original that it finds
 again on the decoded frame (IoU >= 0.5, one to one), summed over frames. ``--video
 CODEC:CRF,...`` (repeatable; codecs h264, h265, av1 of the ffmpeg that imageio-ffmpeg
@@ -52,6 +53,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="CenterFace + blur then a video codec over CRFs, e.g. h264:23,28,33 (h264, h265, av1)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="output folder")
     return p.parse_args(argv)
+
+
+def _luma(frame: np.ndarray) -> np.ndarray:
+    return frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def flicker(decoded: list[np.ndarray], original: list[np.ndarray], still: float = 4.0) -> tuple[float, float]:
+    """Mean absolute frame-to-frame luma change (0..255) of ``decoded`` and of ``original``
+    over the pixels that stay still in the original (its change below ``still``)."""
+    moved, kept = [], []
+    for t in range(1, len(original)):
+        a, b = _luma(original[t - 1]), _luma(original[t])
+        mask = np.abs(b - a) < still
+        if mask.any():
+            moved.append(float(np.abs(_luma(decoded[t]) - _luma(decoded[t - 1]))[mask].mean()))
+            kept.append(float(np.abs(b - a)[mask].mean()))
+    return (float(np.mean(moved)), float(np.mean(kept))) if moved else (0.0, 0.0)
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -126,18 +144,19 @@ def run(args: argparse.Namespace) -> dict:
         methods += [("stream", t, stream_method(args.checkpoint, guard=guard(), config=ReplenishConfig(
             keyframe_interval=args.keyframe_interval, threshold=t))) for t in thresholds]
         for kind, threshold, method in methods:
-            sizes, psnrs, kept, start = [], [], 0, time.perf_counter()
+            sizes, psnrs, kept, outputs, start = [], [], 0, [], time.perf_counter()
             for frame, ref in tqdm(list(zip(frames, originals)), desc=f"{method.label} {threshold}", leave=False):
                 data = method.encode(frame)
                 decoded = method.decode(data)
                 sizes.append(len(data))
                 psnrs.append(_psnr(decoded, frame))
                 kept += int(match_persons(ref, detector.detect(decoded)).sum())
+                outputs.append(decoded)
             rows.append({"method": kind, "guard": guarded, "threshold": threshold,
                          "kbit_s": 8 * float(np.mean(sizes)) * args.fps / 1000,
                          "bytes_per_frame": float(np.mean(sizes)), "psnr": float(np.mean(psnrs)),
                          "persons_kept": kept, "persons": int(sum(len(r) for r in originals)),
-                         "seconds": time.perf_counter() - start})
+                         "flicker": flicker(outputs, frames)[0], "seconds": time.perf_counter() - start})
     if args.video:
         from anoncodec.evaluation.baselines import blur_regions, scale_boxes
         from anoncodec.evaluation.methods import ANONYMIZER_THRESHOLD
@@ -151,12 +170,13 @@ def run(args: argparse.Namespace) -> dict:
                          "kbit_s": 8 * size * args.fps / 1000 / len(frames), "bytes_per_frame": size / len(frames),
                          "psnr": float(np.mean([_psnr(d, f) for d, f in zip(decoded, frames)])),
                          "persons_kept": kept, "persons": int(sum(len(r) for r in originals)),
-                         "seconds": time.perf_counter() - start})
+                         "flicker": flicker(decoded, frames)[0], "seconds": time.perf_counter() - start})
     for row in rows:
         intras = [r for r in rows if r["method"] == "intra"]
         intra = next((r for r in intras if r["guard"] == row["guard"]), intras[0])
         row["ratio_to_intra"] = row["kbit_s"] / intra["kbit_s"]
-    return {"benchmark": "stream_rate", "clip": str(args.clip), "frames": len(frames), "fps": args.fps,
+    return {"benchmark": "stream_rate", "clip": str(args.clip),
+            "flicker_original": flicker(frames, frames)[1], "frames": len(frames), "fps": args.fps,
             "checkpoint": args.checkpoint, "keyframe_interval": args.keyframe_interval,
             "frame_size": list(frames[0].shape[:2]), "environment": environment(), "rows": rows}
 
@@ -167,14 +187,17 @@ def markdown(record: dict) -> str:
              f"{record['frames']} frames of `{Path(record['clip']).name}` ({record['frame_size'][1]}x"
              f"{record['frame_size'][0]}), kbit/s at {record['fps']:g} fps, keyframe every "
              f"{record['keyframe_interval']} frames; persons: served detector on the original vs decoded "
-             "(IoU >= 0.5), summed over frames.", "",
-             "| method | guard | threshold | kbit/s | x intra | PSNR dB | persons kept |",
-             "|---|---|---|---|---|---|---|"]
+             "(IoU >= 0.5), summed over frames. Flicker: mean absolute frame-to-frame luma change (0-255) "
+             "of the decoded clip over the pixels that stay still in the original (change < 4); the original's "
+             f"own there: {record.get('flicker_original', float('nan')):.2f}.", "",
+             "| method | guard | threshold | kbit/s | x intra | PSNR dB | flicker | persons kept |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in record["rows"]:
         thr = f"CRF {r['crf']}" if "crf" in r else "-" if r["threshold"] is None else f"{r['threshold']:g}"
         guard = "blur" if "crf" in r else "on" if r["guard"] else "off"
         lines.append(f"| {r['method']} | {guard} | {thr} | {r['kbit_s']:.0f} | "
-                     f"{r['ratio_to_intra']:.2f} | {r['psnr']:.2f} | {r['persons_kept']}/{r['persons']} |")
+                     f"{r['ratio_to_intra']:.2f} | {r['psnr']:.2f} | {r.get('flicker', float('nan')):.2f} | "
+                     f"{r['persons_kept']}/{r['persons']} |")
     ours = [r for r in record["rows"] if r["guard"] and "crf" not in r]
     codecs = sorted({r["method"] for r in record["rows"] if "crf" in r})
     if codecs:

@@ -65,3 +65,13 @@ def test_bad_video_specs_are_refused():
     m = _module()
     with pytest.raises(SystemExit, match="CODEC:CRF"):
         m._video_specs(["vp9:30"])
+
+
+def test_flicker_counts_change_only_where_the_original_stays_still():
+    m = _module()
+    still = np.full((4, 4, 3), 100, np.uint8)
+    original = [still, still.copy(), still.copy()]
+    original[2][0, 0] = 200  # a pixel that moves in the original is left out
+    decoded = [still, still + 10, still]  # +-10 everywhere
+    ours, own = m.flicker(decoded, original)
+    assert ours == pytest.approx(10.0, abs=0.01) and own == 0.0
