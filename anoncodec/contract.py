@@ -27,6 +27,7 @@ __all__ = [
     "ANALYZE_BITSTREAM",
     "ANALYZE_STREAM",
     "SEQUENCE_MODES",
+    "STATELESS_ENSEMBLE_NAMES",
     "ENSEMBLES",
     "ENSEMBLE_NAMES",
     "MODES",
@@ -93,6 +94,10 @@ MODES: dict[str, EnsembleSpec] = {"packets": ANALYZE_BITSTREAM, "frames": ANONYM
                                   "stream": ANALYZE_STREAM}
 #: the modes whose requests belong to a sequence (Triton's sequence batcher)
 SEQUENCE_MODES = frozenset({"stream"})
+#: the ensembles a request can call on its own (no sequence ID): what load tests and
+#: per-request benchmarks exercise
+STATELESS_ENSEMBLE_NAMES: tuple[str, ...] = tuple(
+    spec.name for mode, spec in MODES.items() if mode not in SEQUENCE_MODES)
 DEFAULT_MODE = "packets"
 #: largest frame (pixels per side) a model repository accepts unless exported with other
 #: ``--max-height``/``--max-width``: 4K UHD, landscape

@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from a source checkout
     sys.path.insert(0, str(REPO))
 
-from anoncodec.contract import ENSEMBLE_NAMES  # noqa: E402
+from anoncodec.contract import STATELESS_ENSEMBLE_NAMES as ENSEMBLE_NAMES  # noqa: E402
 from anoncodec.qa.serving_overhead import (  # noqa: E402
     DirectPipeline,
     TritonCall,

@@ -100,7 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "decode exactly as in packets mode)")
     video.add_argument("--camera-id", type=positive_int,
                        help="this camera's correlation ID on the server, unique per camera (default: random)")
-    video.add_argument("--guard-hold", type=non_negative_int, default=1,
+    video.add_argument("--head-hold", type=non_negative_int, default=1,
                        help="frames an erased head cell stays erased after its head was last found, so a head "
                        "the face detector misses in one frame does not slip through")
     add_guard_arguments(parser, None, "packets mode: guaranteed mode, erase every head CenterFace finds from the "
@@ -206,7 +206,7 @@ def _run_stream(args: argparse.Namespace, encoder, stop) -> int:
         raise ConfigError(f"not available in --mode stream yet: {', '.join(unsupported)}; use --detections")
     config = ReplenishConfig(keyframe_interval=args.keyframe_interval, threshold=args.replenish_threshold)
     camera_id = args.camera_id or secrets.randbits(62) + 1
-    sender = StreamSender(args.url, SequenceEncoder(encoder, config, guard_hold=args.guard_hold), camera_id,
+    sender = StreamSender(args.url, SequenceEncoder(encoder, config, guard_hold=args.head_hold), camera_id,
                           timeout_s=args.timeout, retries=max(0, args.retries))
     lines = open(args.detections, "w") if args.detections else None  # noqa: SIM115 - closed below
 

@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from anoncodec.contract import SEQUENCE_MODES
 from anoncodec.edge.client_config import MODES, ClientConfig, backoff_schedule
 from anoncodec.edge.encoder import EdgeEncoder, camera_encoder, find_encoder_files
 from anoncodec.edge.metrics import CameraMetrics
@@ -73,6 +74,7 @@ from anoncodec.edge.transport import (
 )
 from anoncodec.errors import (
     AnoncodecError,
+    ConfigError,
     RequestRejectedError,
     ServerUnavailableError,
 )
@@ -121,6 +123,9 @@ class CameraClient:
         self._infer = infer
         self._sleep = sleep
         self.encoder = encoder
+        if config.mode in SEQUENCE_MODES:
+            raise ConfigError(f"mode {config.mode!r} sends one sequence in order: use "
+                              "anoncodec.edge.sequence.StreamSender (anoncodec camera --mode stream), not CameraClient")
         if config.mode == "packets" and encoder is None:
             self.encoder = camera_encoder(config)
         self.delays = backoff_schedule(config.retries, config.backoff_s, config.backoff_factor,

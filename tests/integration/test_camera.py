@@ -129,7 +129,7 @@ def test_stream_mode_sends_one_keyframe_then_small_deltas_with_the_same_detectio
     a fraction of the bytes after the keyframe."""
     argv = ["camera", "--source", str(CLIP), "--url", server.grpc_url, "--mode", "stream",
             "--export-dir", str(exported / "repo"), "--max-frames", str(FRAMES), "--replenish-threshold", "0",
-            "--guard-hold", "0", "--camera-id", "77", "--detections", str(tmp_path / "stream.jsonl"), "--no-progress"]
+            "--head-hold", "0", "--camera-id", "77", "--detections", str(tmp_path / "stream.jsonl"), "--no-progress"]
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         assert main(argv) == 0

@@ -61,3 +61,14 @@ def test_without_hold_only_the_current_heads_are_erased():
     frame = np.zeros((80, 112, 3), np.uint8)
     dec.decode(enc.encode(frame))
     assert not np.allclose(dec.decode(enc.encode(frame))[:, 0, 0], edge.tables.medians)
+
+
+def test_the_camera_client_refuses_the_stream_mode():
+    import pytest
+
+    from anoncodec.edge.client import CameraClient
+    from anoncodec.edge.client_config import ClientConfig
+    from anoncodec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="StreamSender"):
+        CameraClient(ClientConfig(mode="stream"), encoder=object())
