@@ -27,6 +27,7 @@ __all__ = [
     "ServerUnavailableError",
     "InvalidRequestError",
     "RequestRejectedError",
+    "ExternalToolError",
     "tag",
     "parse_tag",
 ]
@@ -129,6 +130,11 @@ class InvalidRequestError(AnoncodecError, ValueError):
 
 class RequestRejectedError(AnoncodecError, RuntimeError):
     """The server answered a request with an error that retrying would not fix."""
+
+
+class ExternalToolError(AnoncodecError, RuntimeError):
+    """An external program the evaluation runs (ffmpeg) failed; the message ends with the
+    tail of its stderr."""
 
 
 _TAG = re.compile(r"\[([a-z]+):([a-z0-9-]+)\]")
