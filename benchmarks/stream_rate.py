@@ -77,42 +77,23 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * np.log10(255.0**2 / max(mse, 1e-12))
 
 
-ENCODERS = {"h264": ("libx264", ["-preset", "medium"]), "h265": ("libx265", ["-preset", "medium", "-x265-params",
-                                                                              "log-level=error"]),
-            "av1": ("libsvtav1", ["-preset", "8"])}
-
-
 def video_codec(frames: list[np.ndarray], codec: str, crf: int, fps: float) -> tuple[list[np.ndarray], int]:
-    """``frames`` through ffmpeg (``codec`` at ``crf``, yuv420p, one GOP): decoded frames, stream bytes."""
-    import subprocess
-    import tempfile
+    """``frames`` through ffmpeg (:mod:`anoncodec.evaluation.video_codecs`: ``codec`` at ``crf``,
+    yuv420p, one keyframe): the decoded frames and the stream's bytes."""
+    from anoncodec.evaluation.video_codecs import VideoCodecSettings, encode_decode
 
-    import imageio_ffmpeg
-
-    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-    h, w = frames[0].shape[:2]
-    name, extra = ENCODERS[codec]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "clip.mkv"
-        encode = [ffmpeg, "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps),
-                  "-i", "-", "-c:v", name, "-crf", str(crf), *extra, "-g", str(len(frames)), "-pix_fmt", "yuv420p",
-                  "-y", str(out)]
-        done = subprocess.run(encode, input=b"".join(f.tobytes() for f in frames), capture_output=True)
-        if done.returncode:
-            raise RuntimeError(f"ffmpeg {name} failed: {done.stderr.decode()[-500:]}")
-        decode = [ffmpeg, "-v", "error", "-i", str(out), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
-        raw = subprocess.run(decode, capture_output=True, check=True).stdout
-        size = out.stat().st_size
-    decoded = np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
-    return list(decoded), size
+    coded = encode_decode(frames, fps, VideoCodecSettings(codec, crf))
+    return coded.frames, coded.total_bytes
 
 
 def _video_specs(specs: list[str]) -> list[tuple[str, int]]:
     points = []
     for spec in specs:
         codec, _, crfs = spec.partition(":")
-        if codec not in ENCODERS or not crfs:
-            raise SystemExit(f"--video {spec!r}; expected CODEC:CRF[,CRF...] with CODEC in {sorted(ENCODERS)}")
+        from anoncodec.evaluation.video_codecs import CODECS
+
+        if codec not in CODECS or not crfs:
+            raise SystemExit(f"--video {spec!r}; expected CODEC:CRF[,CRF...] with CODEC in {sorted(CODECS)}")
         points += [(codec, int(c)) for c in crfs.split(",")]
     return points
 

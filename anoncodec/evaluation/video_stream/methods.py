@@ -250,6 +250,11 @@ register_kind(MethodKind(
     "finds erased from the latent): real packets",
 ))
 register_kind(MethodKind(
+    "ours-stream", _ours("guard-stream"), "NAME_OR_PATH", "ours", "ours + guard, stream ({value})",
+    "our codec coding the clip as one sequence (keyframes, then only the latent cells that changed: "
+    "anoncodec camera --mode stream), with the guard: real version-2 packets",
+))
+register_kind(MethodKind(
     "ours-noguard", _ours("ours"), "NAME_OR_PATH", "ours", "ours, no guard ({value})",
     "our codec, every frame coded alone, the encoder alone (no guard)",
 ))

@@ -144,3 +144,21 @@ def test_benchmark_help_and_bad_method(capsys, tmp_path):
     assert done.value.code == 0 and "--crf-ladder" in capsys.readouterr().out
     assert script.main(["--method", "vp9:3", "--out", str(tmp_path)]) == 2
     assert "unknown kind" in capsys.readouterr().err
+
+
+def test_ours_stream_codes_the_clip_as_one_sequence(tmp_path):
+    """The registered sequence kind: a real tiny checkpoint, a real guard, version-2 packets."""
+    from anoncodec.codec import save_checkpoint
+    from tests.conftest import tiny_codec
+
+    save_checkpoint(tmp_path / "tiny.pt", tiny_codec("factorized"))
+    [spec] = parse_specs([f"ours-stream:{tmp_path / 'tiny.pt'}"])
+    assert spec.role == "ours"
+    coder = build_coders([spec], MethodContext())[spec.key]
+    base = np.full((64, 96, 3), 120, np.uint8)
+    frames = [base.copy() for _ in range(4)]
+    for i, f in enumerate(frames):
+        f[8:24, 8 + 16 * i: 24 + 16 * i] = 255
+    out = coder(frames, 10.0)
+    assert len(out.frames) == 4 and out.frames[0].shape == frames[0].shape
+    assert max(out.frame_bytes[1:]) < out.frame_bytes[0]  # deltas after the keyframe
