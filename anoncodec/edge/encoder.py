@@ -84,11 +84,7 @@ class EdgeEncoder:
         y = self.analyze(frame_rgb)
         if self.guard is None:
             return y, None
-        mask, self.last_guarded = self.guard.mask(frame_rgb, y.shape[-2:], self.factor)
-        if mask.any():
-            from anoncodec.edge.guard import suppress_latent
-
-            y = suppress_latent(y, mask, self.tables.medians)
+        y, mask, self.last_guarded = self.guard.erase_cells(frame_rgb, y, self.factor, self.tables.medians)
         return y, mask
 
     def encode(self, frame_rgb: np.ndarray) -> Packet:

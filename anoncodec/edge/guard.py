@@ -164,11 +164,18 @@ class FaceGuard:
         heads = self.head_boxes(frame_rgb)
         return latent_mask(heads, latent_hw, factor, self.config.margin), len(heads)
 
+    def erase_cells(self, frame_rgb: np.ndarray, y: np.ndarray, factor: int,
+                    medians: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(y with every head of frame_rgb erased, the erased cells [h, w], number of heads)``
+        for a ``[C, h, w]`` latent."""
+        mask, heads = self.mask(frame_rgb, y.shape[1:], factor)
+        return (suppress_latent(y, mask, medians) if mask.any() else y), mask, heads
+
     def erase(self, frame_rgb: np.ndarray, y: np.ndarray, factor: int,
               medians: np.ndarray) -> tuple[np.ndarray, int]:
         """``(y with every head of frame_rgb erased, number of heads)`` for a ``[C, h, w]`` latent."""
-        mask, heads = self.mask(frame_rgb, y.shape[1:], factor)
-        return (suppress_latent(y, mask, medians) if mask.any() else y), heads
+        y, _, heads = self.erase_cells(frame_rgb, y, factor, medians)
+        return y, heads
 
     def latent_filter(self, frame_rgb: np.ndarray, codec) -> Callable[[np.ndarray], np.ndarray]:
         """``y -> y`` with the heads of ``frame_rgb`` erased, for ``codec.compress``'s

@@ -19,7 +19,9 @@ import numpy as np
 
 from anoncodec.contract import ANALYZE_STREAM, ANONYMIZED, BOXES, SCORES
 from anoncodec.edge.encoder import EdgeEncoder
+from anoncodec.edge.guard import suppress_latent
 from anoncodec.edge.request import request_inputs, requested_outputs
+from anoncodec.edge.transport import triton_error
 from anoncodec.errors import ConfigError, RequestRejectedError, ServerUnavailableError, require
 from anoncodec.packet import Packet, pack
 from anoncodec.replenish import ReplenishConfig, ReplenishEncoder
@@ -92,8 +94,7 @@ class SequenceEncoder:
             held = (grow_cells(held, self.hold_grow) if self.hold_grow else held) & ~mask
             self._recent.append(mask)
             if held.any():
-                y = y.copy()
-                y[:, held] = self.encoder.tables.medians.reshape(-1, 1)
+                y = suppress_latent(y, held, self.encoder.tables.medians)
                 forced = mask | held
         h, w = frame_rgb.shape[:2]
         return self.replenish.encode(y, h, w, forced=forced)
@@ -150,11 +151,7 @@ class StreamSender:
                                       sequence_id=self.camera_id, sequence_start=start, sequence_end=end,
                                       client_timeout=self.timeout_s)
         except self._utils.InferenceServerException as exc:
-            status = str(exc.status() or "")
-            message = f"{ANALYZE_STREAM.name} at {self.url}: {status}: {exc.message()}"
-            if "UNAVAILABLE" in status or "DEADLINE" in status:
-                raise ServerUnavailableError(message) from None
-            raise RequestRejectedError(message) from None
+            raise triton_error(exc, ANALYZE_STREAM.name, self.url) from None
 
     def send(self, frame_rgb: np.ndarray, end: bool = False) -> StreamResult:
         """Encode and send the next frame; resync (new sequence, keyframe) after any failure.

@@ -27,7 +27,7 @@ from anoncodec.errors import (
     require,
 )
 
-__all__ = ["InferenceResult", "ServerUnreachableError", "InferFn", "TritonInference"]
+__all__ = ["InferenceResult", "ServerUnreachableError", "InferFn", "TritonInference", "triton_error"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,21 @@ class InferenceResult:
 
 class ServerUnreachableError(ServerUnavailableError):
     """The server did not answer at all (gRPC ``UNAVAILABLE``): down, restarting or unreachable."""
+
+
+def triton_error(exc: Any, model: str, url: str) -> AnoncodecError:
+    """The anoncodec error for a ``tritonclient`` ``InferenceServerException`` from ``model`` at
+    ``url``: :class:`ServerUnreachableError` (no answer), ``ServerUnavailableError`` (another
+    retryable status) or ``RequestRejectedError`` (refused; a missing admin key too)."""
+    status = str(exc.status() or "").rsplit(".", 1)[-1]
+    message = f"{model} at {url}: {status or 'error'}: {exc.message()}"
+    if "restricted" in str(exc.message()):  # Triton answers UNAVAILABLE for a missing key
+        return RequestRejectedError(f"{message} (this server requires a key for that protocol)")
+    if status == "UNAVAILABLE":
+        return ServerUnreachableError(message)
+    if status in RETRYABLE_STATUS:
+        return ServerUnavailableError(message)
+    return RequestRejectedError(message)
 
 
 #: ``await infer(payload)``: payload is the uint8 frame (frames) or packet bytes (packets).
@@ -112,17 +127,6 @@ class TritonInference:
                 certificate_chain=self.tls_cert, channel_args=self._channel_args())
         return self._client
 
-    def _error(self, exc) -> AnoncodecError:
-        status = str(exc.status() or "").rsplit(".", 1)[-1]
-        message = f"{self.model} at {self.url}: {status or 'error'}: {exc.message()}"
-        if "restricted" in str(exc.message()):  # Triton answers UNAVAILABLE for a missing key
-            return RequestRejectedError(f"{message} (this server requires a key for that protocol)")
-        if status == "UNAVAILABLE":
-            return ServerUnreachableError(message)
-        if status in RETRYABLE_STATUS:
-            return ServerUnavailableError(message)
-        return RequestRejectedError(message)
-
     async def ready(self) -> bool:
         """Whether the server answers and the ensemble is ready (used to end an outage)."""
         try:
@@ -136,7 +140,7 @@ class TritonInference:
             result = await client.infer(self.model, [self._input(payload)], outputs=self._outputs,
                                         client_timeout=self.timeout_s)
         except self._utils.InferenceServerException as exc:
-            raise self._error(exc) from None
+            raise triton_error(exc, self.model, self.url) from None
         bits = result.as_numpy(BITS.name) if BITS.name in self._output_names else None
         return InferenceResult(result.as_numpy(ANONYMIZED.name), result.as_numpy(BOXES.name),
                                result.as_numpy(SCORES.name), None if bits is None else int(bits[0]))

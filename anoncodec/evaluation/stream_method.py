@@ -31,15 +31,14 @@ class _TorchLatents:
         import torch
 
         from anoncodec.codec.images import frame_to_tensor
-        from anoncodec.edge.guard import suppress_latent
 
         with torch.no_grad():
             x = self.model.pad(frame_to_tensor(frame_rgb).to(self.device))
             y = self.model.encoder_module()(x)[0].cpu().numpy()
         if self.guard is None:
             return y, None
-        mask, _ = self.guard.mask(frame_rgb, y.shape[1:], self.model.downsampling)
-        return (suppress_latent(y, mask, self.tables.medians) if mask.any() else y), mask
+        y, mask, _ = self.guard.erase_cells(frame_rgb, y, self.model.downsampling, self.tables.medians)
+        return y, mask
 
 
 def stream_method(checkpoint: str | Path, device: str = "cpu", guard: Any = None,

@@ -207,19 +207,18 @@ def test_grpc_errors_are_classified_for_retries_and_outages():
     pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] (extra `serve`) is not installed")
     from tritonclient.utils import InferenceServerException
 
-    from anoncodec.edge.transport import TritonInference
+    from anoncodec.edge.transport import TritonInference, triton_error
     from anoncodec.errors import RequestRejectedError, ServerUnavailableError
 
-    infer = TritonInference("127.0.0.1:1", "frames")
     cases = [("StatusCode.UNAVAILABLE", "failed to connect to all addresses", ServerUnreachableError),
              ("StatusCode.DEADLINE_EXCEEDED", "Deadline Exceeded", ServerUnavailableError),
              ("StatusCode.INVALID_ARGUMENT", "FRAME is 0x4 pixels", RequestRejectedError),
              ("StatusCode.UNAVAILABLE", "This protocol is restricted, expecting header 'x'", RequestRejectedError)]
     for status, message, kind in cases:
-        error = infer._error(InferenceServerException(msg=message, status=status))
+        error = triton_error(InferenceServerException(msg=message, status=status), "m", "127.0.0.1:1")
         assert type(error) is kind, (status, message, error)
-    assert not isinstance(infer._error(InferenceServerException(msg="x", status="StatusCode.DEADLINE_EXCEEDED")),
-                          ServerUnreachableError)
+    assert not isinstance(triton_error(InferenceServerException(msg="x", status="StatusCode.DEADLINE_EXCEEDED"),
+                                       "m", "127.0.0.1:1"), ServerUnreachableError)
     args = dict(TritonInference("h:1", "frames", reconnect_s=(0.05, 2.0))._channel_args())
     assert args["grpc.initial_reconnect_backoff_ms"] == 100 and args["grpc.max_reconnect_backoff_ms"] == 2000
     assert args["grpc.max_send_message_length"] == 2**31 - 1
