@@ -138,10 +138,6 @@ class ReplenishEncoder:
         """Make the next frame a keyframe (the server refused a delta, or on request)."""
         self._key_requested = True
 
-    @property
-    def started(self) -> bool:
-        return self._state is not None
-
     def encode(self, y: np.ndarray, height: int, width: int, forced: np.ndarray | None = None) -> Packet:
         """Code the latent of the next frame of the sequence.
 
@@ -165,9 +161,7 @@ class ReplenishEncoder:
         send = changed_cells(y, symbols, self._state, self.tables, self.config.threshold, forced)
         cells = symbols[:, send]
         payload = self.tables.coder.encode(cells, _cell_indexes(cells.shape[0], cells.shape[1]))
-        state = self._state.copy()
-        state[:, send] = cells
-        self._state = state
+        self._state[:, send] = cells  # nothing after this can fail: no copy needed
         self._since_key += 1
         info = SequenceInfo(FrameType.DELTA, self.sequence_id, self._index, self._index - 1)
         streams = (Stream(tuple(symbols.shape), payload), Stream((1, *symbols.shape[1:]), pack_skip_map(send)))
@@ -225,10 +219,10 @@ class ReplenishDecoder:
         send = unpack_skip_map(packet.streams[1].data, shape[1:])
         count = int(send.sum())
         cells = self.tables.coder.decode(packet.streams[0].data, _cell_indexes(shape[0], count))
-        state = self._state.copy()
-        state[:, send] = cells
-        self._state, self.frame_index = state, info.frame_index
-        return self.tables.dequantize(state)
+        # the payload decoded: only now is the state touched (a refused or broken delta leaves it)
+        self._state[:, send] = cells
+        self.frame_index = info.frame_index
+        return self.tables.dequantize(self._state)
 
     def _check_reference(self, info: SequenceInfo, shape: tuple[int, ...]) -> None:
         if self._state is None:
