@@ -55,26 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _luma(frame: np.ndarray) -> np.ndarray:
-    return frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-
-
-def flicker(decoded: list[np.ndarray], original: list[np.ndarray], still: float = 4.0) -> tuple[float, float]:
-    """Mean absolute frame-to-frame luma change (0..255) of ``decoded`` and of ``original``
-    over the pixels that stay still in the original (its change below ``still``)."""
-    moved, kept = [], []
-    for t in range(1, len(original)):
-        a, b = _luma(original[t - 1]), _luma(original[t])
-        mask = np.abs(b - a) < still
-        if mask.any():
-            moved.append(float(np.abs(_luma(decoded[t]) - _luma(decoded[t - 1]))[mask].mean()))
-            kept.append(float(np.abs(b - a)[mask].mean()))
-    return (float(np.mean(moved)), float(np.mean(kept))) if moved else (0.0, 0.0)
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
+NO_BOXES = np.zeros((0, 4), np.float32)  # PSNR over the whole frame
 
 
 def video_codec(frames: list[np.ndarray], codec: str, crf: int, fps: float) -> tuple[list[np.ndarray], int]:
@@ -102,17 +83,21 @@ def run(args: argparse.Namespace) -> dict:
     from tqdm.auto import tqdm
 
     from anoncodec.detectors.face import CenterFaceDetector
-    from anoncodec.detectors.person import YoloPersonDetector
     from anoncodec.edge.guard import FaceGuard, GuardConfig
-    from anoncodec.evaluation.heldout.measures import match_persons
     from anoncodec.evaluation.methods import codec_method
+    from anoncodec.evaluation.metrics import psnr_outside
     from anoncodec.evaluation.stream_method import stream_method
+    from anoncodec.evaluation.video_quality import flicker, persons_kept, served_person_detector
     from anoncodec.frames import read_frames
     from anoncodec.replenish import ReplenishConfig
 
     frames = read_frames(args.clip, max_frames=args.frames)
-    detector = YoloPersonDetector()
-    originals = [detector.detect(f) for f in frames]
+    detector, conf = served_person_detector()
+    originals = [detector.detect(f, conf) for f in frames]
+
+    def kept(decoded: list[np.ndarray]) -> int:
+        return sum(r.kept for r in persons_kept(originals, [detector.detect(d, conf) for d in decoded]))
+
     thresholds = args.threshold or [0.0, ReplenishConfig().threshold]
     guards = [False] if args.no_guard else [False, True]
     centerface = CenterFaceDetector()
@@ -125,44 +110,42 @@ def run(args: argparse.Namespace) -> dict:
         methods += [("stream", t, stream_method(args.checkpoint, guard=guard(), config=ReplenishConfig(
             keyframe_interval=args.keyframe_interval, threshold=t))) for t in thresholds]
         for kind, threshold, method in methods:
-            sizes, psnrs, kept, outputs, start = [], [], 0, [], time.perf_counter()
-            for frame, ref in tqdm(list(zip(frames, originals)), desc=f"{method.label} {threshold}", leave=False):
+            sizes, outputs, start = [], [], time.perf_counter()
+            for frame in tqdm(frames, desc=f"{method.label} {threshold}", leave=False):
                 data = method.encode(frame)
-                decoded = method.decode(data)
+                outputs.append(method.decode(data))
                 sizes.append(len(data))
-                psnrs.append(_psnr(decoded, frame))
-                kept += int(match_persons(ref, detector.detect(decoded)).sum())
-                outputs.append(decoded)
             rows.append({"method": kind, "guard": guarded, "threshold": threshold,
                          "kbit_s": 8 * float(np.mean(sizes)) * args.fps / 1000,
-                         "bytes_per_frame": float(np.mean(sizes)), "psnr": float(np.mean(psnrs)),
-                         "persons_kept": kept, "persons": int(sum(len(r) for r in originals)),
-                         "flicker": flicker(outputs, frames)[0], "seconds": time.perf_counter() - start})
+                         "bytes_per_frame": float(np.mean(sizes)),
+                         "psnr": float(np.mean([psnr_outside(d, f, NO_BOXES) for d, f in zip(outputs, frames)])),
+                         "persons_kept": kept(outputs), "persons": int(sum(len(r) for r in originals)),
+                         "flicker": flicker(frames, outputs).decoded, "seconds": time.perf_counter() - start})
     if args.video:
-        from anoncodec.evaluation.baselines import blur_regions, scale_boxes
-        from anoncodec.evaluation.methods import ANONYMIZER_THRESHOLD
+        from anoncodec.evaluation.video_codecs import blur_faces
 
-        blurred = [blur_regions(f, scale_boxes(centerface.detect(f, ANONYMIZER_THRESHOLD))) for f in frames]
+        blurred = blur_faces(frames, centerface)
         for codec, crf in _video_specs(args.video):
             start = time.perf_counter()
             decoded, size = video_codec(blurred, codec, crf, args.fps)
-            kept = sum(int(match_persons(ref, detector.detect(d)).sum()) for d, ref in zip(decoded, originals))
             rows.append({"method": f"blur-{codec}", "guard": True, "threshold": None, "crf": crf,
                          "kbit_s": 8 * size * args.fps / 1000 / len(frames), "bytes_per_frame": size / len(frames),
-                         "psnr": float(np.mean([_psnr(d, f) for d, f in zip(decoded, frames)])),
-                         "persons_kept": kept, "persons": int(sum(len(r) for r in originals)),
-                         "flicker": flicker(decoded, frames)[0], "seconds": time.perf_counter() - start})
+                         "psnr": float(np.mean([psnr_outside(d, f, NO_BOXES) for d, f in zip(decoded, frames)])),
+                         "persons_kept": kept(decoded), "persons": int(sum(len(r) for r in originals)),
+                         "flicker": flicker(frames, decoded).decoded, "seconds": time.perf_counter() - start})
     for row in rows:
         intras = [r for r in rows if r["method"] == "intra"]
         intra = next((r for r in intras if r["guard"] == row["guard"]), intras[0])
         row["ratio_to_intra"] = row["kbit_s"] / intra["kbit_s"]
     return {"benchmark": "stream_rate", "clip": str(args.clip),
-            "flicker_original": flicker(frames, frames)[1], "frames": len(frames), "fps": args.fps,
+            "flicker_original": flicker(frames, frames).original, "frames": len(frames), "fps": args.fps,
             "checkpoint": args.checkpoint, "keyframe_interval": args.keyframe_interval,
             "frame_size": list(frames[0].shape[:2]), "environment": environment(), "rows": rows}
 
 
 def markdown(record: dict) -> str:
+    from anoncodec.evaluation.video_quality import RatePoint, cheapest_at_recall
+
     lines = ["# Static camera: one sequence against intra-only coding", "",
              f"`python benchmarks/stream_rate.py --checkpoint {record['checkpoint']} --frames {record['frames']}`", "",
              f"{record['frames']} frames of `{Path(record['clip']).name}` ({record['frame_size'][1]}x"
@@ -189,11 +172,11 @@ def markdown(record: dict) -> str:
         for o in ours:
             cells = []
             for codec in codecs:
-                fits = [r for r in record["rows"] if r["method"] == codec and r["persons_kept"] >= o["persons_kept"]]
-                best = min(fits, key=lambda r: r["kbit_s"], default=None)
-                ratio = None if best is None else best["kbit_s"] / o["kbit_s"]
+                points = [RatePoint(f"CRF {r['crf']}", r["kbit_s"], r["persons_kept"] / r["persons"])
+                          for r in record["rows"] if r["method"] == codec]
+                best = cheapest_at_recall(points, o["persons_kept"] / o["persons"]).point
                 cells.append("none" if best is None else
-                             f"CRF {best['crf']}: {best['kbit_s']:.0f} kbit/s ({ratio:.1f}x ours)")
+                             f"{best.label}: {best.kbit_s:.0f} kbit/s ({best.kbit_s / o['kbit_s']:.1f}x ours)")
             thr = "intra" if o["threshold"] is None else f"stream {o['threshold']:g}"
             lines.append(f"| {thr} | {o['kbit_s']:.0f} | {o['persons_kept']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
