@@ -79,7 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write one JSON line per frame: frame, timestamp, status, boxes (x1,y1,x2,y2), "
                         "scores, bytes_sent, bits, latency_ms (encode + request + retries), "
                         "wait_ms (waiting in the buffer "
-                        "for a slot or the server), attempts, error (why a frame failed or was dropped)")
+                        "for a slot or the server), attempts, error (why a frame failed or was dropped); in --mode stream: "
+                        "frame, timestamp, status, frame_type (key/delta), bytes_sent, resyncs, boxes, scores, "
+                        "latency_ms")
     parser.add_argument("--metrics-port", type=int,
                         help="serve Prometheus metrics (latency and bytes-per-frame histograms, frames "
                         "sent/failed/dropped, frames buffered/in flight, server outages) on this port while streaming")
@@ -193,41 +195,67 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_stream(args: argparse.Namespace, encoder, stop) -> int:
-    """``--mode stream``: one sequence to analyze_stream, frames in order, detections as JSON lines."""
+    """``--mode stream``: one sequence to analyze_stream, frames in order; detections as JSON
+    lines, the anonymized frames as an annotated video and Prometheus metrics, each on request."""
     import secrets
+    import sys
 
+    from anoncodec.edge.metrics import CameraMetrics
+    from anoncodec.edge.results import FrameResult
     from anoncodec.edge.sequence import SequenceEncoder, StreamSender, stream_frames
+    from anoncodec.edge.sinks import VideoSink
     from anoncodec.edge.sources import open_source
-    from anoncodec.errors import ConfigError, ServerUnavailableError
+    from anoncodec.errors import ServerUnavailableError, require
 
-    flags = (("--output-video", args.output_video), ("--metrics-port", args.metrics_port))
-    unsupported = [flag for flag, value in flags if value]
-    if unsupported:
-        raise ConfigError(f"not available in --mode stream yet: {', '.join(unsupported)}; use --detections")
     config = ReplenishConfig(keyframe_interval=args.keyframe_interval, threshold=args.replenish_threshold)
     camera_id = args.camera_id or secrets.randbits(62) + 1
-    sender = StreamSender(args.url, SequenceEncoder(encoder, config, guard_hold=args.head_hold), camera_id,
-                          timeout_s=args.timeout, retries=max(0, args.retries))
+    fps = args.fps or 10.0  # the rate the stream is quoted at (and the video written at)
+    sequence = SequenceEncoder(encoder, config, guard_hold=args.head_hold)
+    sender = StreamSender(args.url, sequence, camera_id, timeout_s=args.timeout, retries=max(0, args.retries))
+    metrics = CameraMetrics("stream")
+    if args.metrics_port is not None:
+        port = metrics.serve(args.metrics_port, args.metrics_addr)
+        logger.info("camera metrics on http://%s:%d/metrics", args.metrics_addr, port)
+    video = VideoSink(args.output_video, fps) if args.output_video else None
     lines = open(args.detections, "w") if args.detections else None  # noqa: SIM115 - closed below
+    tqdm = require("tqdm", "edge").tqdm
+    bar = tqdm(total=args.max_frames, disable=args.no_progress or not sys.stderr.isatty(), unit="frame",
+               desc="camera stream", leave=False)
 
     def on_result(frame, result, latency_ms: float) -> None:
-        if lines is None:
-            return
-        record = {"frame": frame.index, "timestamp": frame.timestamp, "status": "ok" if result else "failed"}
-        if result is not None:
-            record.update(frame_type=result.frame_type, bytes_sent=result.bytes_sent, resyncs=result.resyncs,
-                          boxes=result.boxes_xyxy.round(1).tolist(), scores=result.scores.round(4).tolist(),
-                          latency_ms=round(latency_ms, 2))
-        lines.write(json.dumps(record) + "\n")
+        ok = result is not None
+        delivered = FrameResult(frame.index, frame.timestamp, "ok" if ok else "failed",
+                                bytes_sent=result.bytes_sent if ok else 0,
+                                attempts=1 + (result.resyncs if ok else max(0, args.retries)),
+                                latency_ms=latency_ms if ok else None)
+        if ok:
+            delivered.boxes_xyxy, delivered.scores, delivered.anonymized = (
+                result.boxes_xyxy, result.scores, result.anonymized)
+            metrics.retries.inc(result.resyncs)
+        metrics.sent.inc()
+        metrics.record(delivered)
+        metrics.heads_erased.inc(encoder.last_guarded)
+        if video is not None and ok:
+            video.write(delivered)
+        if lines is not None:
+            record = {"frame": frame.index, "timestamp": frame.timestamp, "status": delivered.status}
+            if ok:
+                record.update(frame_type=result.frame_type, bytes_sent=result.bytes_sent, resyncs=result.resyncs,
+                              boxes=result.boxes_xyxy.round(1).tolist(), scores=result.scores.round(4).tolist(),
+                              latency_ms=round(latency_ms, 2))
+            lines.write(json.dumps(record) + "\n")
+        bar.update(1)
 
     try:
         with open_source(args.source, args.max_frames, args.fps) as source:
             summary = stream_frames(source, sender, on_result, stop)
-        fps = args.fps or 10.0  # the rate the stream is quoted at
     finally:
         sender.close()
-        if lines is not None:
-            lines.close()
+        bar.close()
+        metrics.close()
+        for sink in (video, lines):
+            if sink is not None:
+                sink.close()
     out = summary.to_dict()
     out.update(camera_id=camera_id, fps=fps, kbit_per_s=round(summary.kbit_per_s(fps), 1))
     print(json.dumps(out), flush=True)

@@ -127,13 +127,41 @@ def test_stream_mode_sends_one_keyframe_then_small_deltas_with_the_same_detectio
                                                                                    streamed):
     """``--mode stream`` at threshold 0 decodes every frame exactly as packets mode does, for
     a fraction of the bytes after the keyframe."""
+    import threading
+
+    (port,) = free_ports(1)
     argv = ["camera", "--source", str(CLIP), "--url", server.grpc_url, "--mode", "stream",
             "--export-dir", str(exported / "repo"), "--max-frames", str(FRAMES), "--replenish-threshold", "0",
-            "--head-hold", "0", "--camera-id", "77", "--detections", str(tmp_path / "stream.jsonl"), "--no-progress"]
+            "--head-hold", "0", "--camera-id", "77", "--detections", str(tmp_path / "stream.jsonl"),
+            "--output-video", str(tmp_path / "stream.avi"), "--metrics-port", str(port),
+            "--metrics-addr", "127.0.0.1", "--no-progress"]
+    scrapes: list[str] = []
+    done = threading.Event()
+
+    def scrape() -> None:  # the endpoint lives as long as the run: read it while frames go out
+        while not done.is_set():
+            with contextlib.suppress(OSError):
+                scrapes.append(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode())
+            time.sleep(0.05)
+
+    scraper = threading.Thread(target=scrape, daemon=True)
+    scraper.start()
     stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
-        assert main(argv) == 0
+    try:
+        with contextlib.redirect_stdout(stdout):
+            assert main(argv) == 0
+    finally:
+        done.set()
+        scraper.join(5)
     summary = json.loads(stdout.getvalue())
+    sent = [float(line.rsplit(" ", 1)[1]) for text in scrapes for line in text.splitlines()
+            if line.startswith('anoncodec_camera_frames_sent_total{mode="stream"}')]
+    assert sent and 1 <= max(sent) <= FRAMES and sent == sorted(sent)
+    # threshold 0: the stream decodes exactly as packets mode, so the annotated videos agree
+    video, reference = (read_video_frames(path) for path in (tmp_path / "stream.avi",
+                                                              streamed["packets"][1] / "annotated.avi"))
+    assert len(video) == FRAMES and video[0].shape == (H, W, 3)
+    assert np.abs(video[-1].astype(int) - reference[-1].astype(int)).mean() < 2  # MJPG noise only
     assert summary["frames_ok"] == FRAMES and summary["keyframes"] == 1 and summary["deltas"] == FRAMES - 1
     assert summary["camera_id"] == 77 and summary["resyncs"] == 0
     lines = [json.loads(line) for line in (tmp_path / "stream.jsonl").read_text().splitlines()]
@@ -143,4 +171,3 @@ def test_stream_mode_sends_one_keyframe_then_small_deltas_with_the_same_detectio
     for s, p in zip(lines, packets):
         boxes = [np.array(r["boxes"]).reshape(-1, 4) for r in (s, p)]
         assert np.allclose(*boxes, atol=0.1), s["frame"]
-    assert main(argv[:-3] + ["--output-video", str(tmp_path / "x.avi"), "--no-progress"]) != 0
