@@ -71,6 +71,12 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=int, default=d["max_batch"],
                         help="largest dynamic batch of encoder, decoder and detector (Triton "
                         "max_batch_size; requests of the same frame size are batched); 0 turns batching off")
+    parser.add_argument("--int8", action="store_true",
+                        help="serve an int8 copy of the detector (ONNX Runtime static quantization, calibrated "
+                        "on real frames and checked against fp32: export fails if it finds fewer than 90%% of "
+                        "the fp32 detector's persons); about 2x faster on a CPU")
+    parser.add_argument("--int8-calibration",
+                        help="video or image folder to calibrate --int8 on (default: data/samples/vtest_excerpt.avi)")
     parser.add_argument("--batch-delay-us", type=int, default=d["batch_delay_us"],
                         help="microseconds a request may wait for others to join its batch "
                         "(max_queue_delay_microseconds)")
@@ -108,6 +114,7 @@ def run_export(args: argparse.Namespace) -> int:
     from anoncodec.serving.export import export_repository
 
     options = repository_options(args)
-    report = export_repository(args.checkpoint, destination(args, options), options, args.detector)
+    report = export_repository(args.checkpoint, destination(args, options), options, args.detector,
+                               int8=args.int8, calibration=args.int8_calibration)
     print(json.dumps(report.to_dict()))
     return 0

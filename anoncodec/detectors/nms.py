@@ -1,4 +1,4 @@
-"""Greedy non-maximum suppression in numpy.
+"""Greedy non-maximum suppression and one-to-one box matching in numpy.
 
 Numpy only (no torch, no opencv), so the serving code can reuse it as it is.
 """
@@ -9,7 +9,7 @@ import logging
 
 import numpy as np
 
-__all__ = ["box_iou", "nms"]
+__all__ = ["box_iou", "nms", "match_boxes"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,3 +69,34 @@ def nms(
         rest = order[1:]
         order = rest[box_iou(boxes[i], boxes[rest]) <= iou_threshold]
     return np.asarray(keep, dtype=np.int64)
+
+
+def match_boxes(reference: np.ndarray, candidates: np.ndarray, iou: float = 0.5) -> np.ndarray:
+    """Greedy one-to-one matching of boxes at IoU >= ``iou``.
+
+    Reference boxes are taken by decreasing score (the 5th column, when given; else in
+    order); each takes the still unmatched candidate it overlaps most.
+
+    Args:
+        reference: float ``[K, 4|5]`` boxes (e.g. persons on the original).
+        candidates: float ``[J, 4|5]`` boxes (e.g. persons on the output).
+        iou: least IoU of a match.
+
+    Returns:
+        bool ``[K]``: which reference boxes are matched, in input order.
+    """
+    ref = np.asarray(reference, np.float32)
+    ref = ref.reshape(ref.shape[0], -1) if ref.size else np.zeros((0, 4), np.float32)
+    cand = np.asarray(candidates, np.float32)
+    cand = cand.reshape(cand.shape[0], -1)[:, :4] if cand.size else np.zeros((0, 4))
+    kept = np.zeros(len(ref), bool)
+    free = np.ones(len(cand), bool)
+    order = np.argsort(-ref[:, 4], kind="stable") if ref.shape[1] > 4 else range(len(ref))
+    for i in order:
+        if not free.any():
+            break
+        overlaps = np.where(free, box_iou(ref[i, :4], cand), -1.0)
+        j = int(np.argmax(overlaps))
+        if overlaps[j] >= iou:
+            kept[i], free[j] = True, False
+    return kept

@@ -42,6 +42,8 @@ SOURCE_REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 # Relative difference allowed between the served detector and its source (batched or not):
 # the same graph, so only float summation order may differ.
 DETECTOR_TOLERANCE = 1e-3
+#: frames ``--int8`` calibrates and checks the detector on: the bundled street clip
+DEFAULT_CALIBRATION = SOURCE_REPOSITORY.parent / "data" / "samples" / "vtest_excerpt.avi"
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,7 @@ class ExportReport:
     max_batch: int = 0
     detector_batch_err: float | None = None
     detector_license: str = ""
+    detector_int8: dict | None = None
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -188,6 +191,8 @@ def export_repository(
     options: RepositoryOptions = RepositoryOptions(),
     detector: str | Path | None = None,
     model=None,
+    int8: bool = False,
+    calibration: str | Path | None = None,
 ) -> ExportReport:
     """Export codec + detector into a Triton model repository.
 
@@ -205,13 +210,19 @@ def export_repository(
             ``person_classes=(0,)``). A named detector brings its own person classes when
             ``options.person_classes`` is left at its default.
         model: an already loaded codec (instead of ``checkpoint``; used by tests).
+        int8: serve an int8 (ONNX Runtime static quantization) copy of the detector,
+            checked against the fp32 one (:mod:`anoncodec.serving.quantize`).
+        calibration: video or image folder to calibrate and check it on (default:
+            :data:`DEFAULT_CALIBRATION`).
 
     Raises:
         ConfigError: ``checkpoint`` is neither a ladder name nor an existing file.
         ExportError: the codec cannot be exported or differs from PyTorch, the detector is
             not a YOLOv8 ONNX model, ``person_classes`` do not exist in it, or
             ``repository`` is the committed ``model_repository/`` and the options (after
-            the detector's input size is read) are not the defaults.
+            the detector's input size is read) are not the defaults, or the int8 detector
+            finds fewer than :data:`~anoncodec.serving.quantize.MIN_AGREEMENT` of the
+            fp32 one's persons.
     """
     from anoncodec.codec import load_codec
     from anoncodec.codec.onnx_export import export_codec
@@ -276,6 +287,7 @@ def export_repository(
     det_err = float(np.abs(_run_onnx(det_path, noise) - _run_onnx(info.path, noise)).max())
     if det_err > DETECTOR_TOLERANCE * max(1.0, float(np.abs(_run_onnx(info.path, noise)).max())):
         raise ExportError(f"the copied detector differs from {info.path} by {det_err}")
+    agreement = _quantize_detector(det_path, info, options, calibration) if int8 else None
     if converted is not None:
         converted.unlink()
     write_configs(repo, options)
@@ -288,7 +300,39 @@ def export_repository(
                         codec.latent_channels, exported.encoder_max_abs_err, exported.decoder_max_abs_err,
                         entry.name if entry is not None else str(detector_path), (info.height, info.width),
                         options.person_classes, options.max_batch, batch_err,
-                        entry.license if entry is not None else "unknown: the weights you brought")
+                        entry.license if entry is not None else "unknown: the weights you brought",
+                        agreement.to_dict() if agreement is not None else None)
+
+
+def _quantize_detector(det_path: Path, info: DetectorInfo, options: RepositoryOptions,
+                       calibration: str | Path | None):
+    """Replace the served detector with an int8 copy calibrated on half the frames of
+    ``calibration`` and checked on the other half; returns the check's agreement."""
+    from anoncodec.detectors.person import letterbox
+    from anoncodec.serving.quantize import MIN_AGREEMENT, calibration_frames, check_agreement, quantize_detector
+
+    source = Path(calibration) if calibration is not None else DEFAULT_CALIBRATION
+    if not source.exists():
+        raise ExportError(f"--int8 calibrates on real frames, but {source} does not exist; pass a video or an "
+                          "image folder of your cameras' scenes with --int8-calibration")
+    size = (info.height, info.width)
+    inputs = [letterbox(frame, size)[0] for frame in calibration_frames(source, 32, skip=0)]
+    int8_path = det_path.with_name("model.int8.onnx")
+    try:
+        quantize_detector(det_path, int8_path, inputs)
+        agreement = check_agreement(det_path, int8_path, calibration_frames(source, 16, skip=1),
+                                    options.person_classes, options.conf, options.iou)
+        if agreement.recall < MIN_AGREEMENT:
+            raise ExportError(f"the int8 detector finds {agreement.matched} of the {agreement.reference} persons "
+                              f"the fp32 one finds on {source} ({agreement.recall:.0%} < {MIN_AGREEMENT:.0%}); "
+                              "serve it in fp32 (no --int8), or calibrate on frames of your scenes "
+                              "(--int8-calibration)")
+        int8_path.replace(det_path)
+    finally:
+        int8_path.unlink(missing_ok=True)
+    logger.info("int8 detector: finds %d of the fp32 detector's %d persons on %d frames of %s (%d found in all)",
+                agreement.matched, agreement.reference, agreement.frames, source, agreement.detections)
+    return agreement
 
 
 def _prepare_batching(repo: Path, info: DetectorInfo, options: RepositoryOptions) -> float | None:

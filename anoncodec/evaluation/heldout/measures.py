@@ -12,6 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from anoncodec.detectors.nms import match_boxes
+
+#: persons on the original matched with persons on the output (greedy, one to one)
+match_persons = match_boxes
+
 
 def heads_found(heads_xyxy: np.ndarray, detections: np.ndarray) -> np.ndarray:
     """Which heads hold the center of some detection.
@@ -83,43 +88,6 @@ class FoundAgain:
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "share": self.share}
-
-
-def match_persons(
-    reference: np.ndarray, candidates: np.ndarray, iou: float = 0.5
-) -> np.ndarray:
-    """Greedy one-to-one matching of persons at IoU >= ``iou``.
-
-    Reference boxes are taken by decreasing score (the 5th column, when given; else in
-    order); each takes the still unmatched candidate it overlaps most.
-
-    Args:
-        reference: float ``[K, 4|5]`` persons on the original.
-        candidates: float ``[J, 4|5]`` persons on the output.
-        iou: least IoU of a match.
-
-    Returns:
-        bool ``[K]``: which reference persons are matched, in input order.
-    """
-    from anoncodec.detectors import box_iou
-
-    ref = np.asarray(reference, np.float32)
-    ref = ref.reshape(ref.shape[0], -1) if ref.size else np.zeros((0, 4), np.float32)
-    cand = np.asarray(candidates, np.float32)
-    cand = cand.reshape(cand.shape[0], -1)[:, :4] if cand.size else np.zeros((0, 4))
-    kept = np.zeros(len(ref), bool)
-    free = np.ones(len(cand), bool)
-    order = (
-        np.argsort(-ref[:, 4], kind="stable") if ref.shape[1] > 4 else range(len(ref))
-    )
-    for i in order:
-        if not free.any():
-            break
-        overlaps = np.where(free, box_iou(ref[i, :4], cand), -1.0)
-        j = int(np.argmax(overlaps))
-        if overlaps[j] >= iou:
-            kept[i], free[j] = True, False
-    return kept
 
 
 @dataclass(frozen=True)
