@@ -30,7 +30,8 @@ without a value) sweeps, and ``check`` normalizes and validates their values.
 
 Registered here: ``ours`` (our codec intra-only: every frame coded alone with the
 camera-side guard, as ``guard:`` of the held-out video benchmark), ``ours-noguard`` (the
-encoder alone), ``h264``, ``h265``, ``av1`` (ffmpeg, CRF) and ``blur-h264``,
+encoder alone), ``ours-stream`` and ``ours-stream-noguard`` (the clip as one sequence,
+``NAME@THRESHOLD`` for a replenishment threshold), ``h264``, ``h265``, ``av1`` (ffmpeg, CRF) and ``blur-h264``,
 ``blur-h265``, ``blur-av1`` (CenterFace + blur first).
 
 May import numpy, tqdm, :mod:`anoncodec.errors`, :mod:`anoncodec.detectors` (lazily),
@@ -202,6 +203,43 @@ def _ours(family: str) -> Callable[[str, MethodContext], StreamCoder]:
     return build
 
 
+def _stream_value(value: str) -> tuple[str, float | None]:
+    """``NAME_OR_PATH[@THRESHOLD]`` -> checkpoint, replenishment threshold (None: the default)."""
+    checkpoint, at, threshold = value.rpartition("@") if "@" in value else (value, "", "")
+    if not at:
+        return value, None
+    try:
+        number = float(threshold)
+    except ValueError:
+        number = -1.0
+    if not checkpoint or not number >= 0:
+        raise ConfigError(f"stream value {value!r}; expected NAME_OR_PATH or NAME_OR_PATH@THRESHOLD "
+                          "with a threshold >= 0 (e.g. mid@0.01)")
+    return checkpoint, number
+
+
+def _check_stream(value: str) -> str:
+    _stream_value(value)
+    return value
+
+
+def _stream(guarded: bool) -> Callable[[str, MethodContext], StreamCoder]:
+    def build(value: str, context: MethodContext) -> StreamCoder:
+        import dataclasses
+
+        from anoncodec.edge.guard import FaceGuard, GuardConfig
+        from anoncodec.evaluation.stream_method import stream_method
+        from anoncodec.replenish import ReplenishConfig
+
+        checkpoint, threshold = _stream_value(value)
+        config = ReplenishConfig() if threshold is None else dataclasses.replace(ReplenishConfig(),
+                                                                                 threshold=threshold)
+        guard = FaceGuard(GuardConfig(), detector=context.face_detector()) if guarded else None
+        return intra_coder(stream_method(checkpoint, context.device, guard, config), context.progress)
+
+    return build
+
+
 def _crf_check(codec: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         try:
@@ -250,9 +288,14 @@ register_kind(MethodKind(
     "finds erased from the latent): real packets",
 ))
 register_kind(MethodKind(
-    "ours-stream", _ours("guard-stream"), "NAME_OR_PATH", "ours", "ours + guard, stream ({value})",
+    "ours-stream", _stream(True), "NAME_OR_PATH[@THRESHOLD]", "ours", "ours + guard, stream ({value})",
     "our codec coding the clip as one sequence (keyframes, then only the latent cells that changed: "
-    "anoncodec camera --mode stream), with the guard: real version-2 packets",
+    "anoncodec camera --mode stream), with the guard: real version-2 packets; @THRESHOLD sets "
+    "--replenish-threshold (0: every changed cell)", check=_check_stream,
+))
+register_kind(MethodKind(
+    "ours-stream-noguard", _stream(False), "NAME_OR_PATH[@THRESHOLD]", "ours", "ours, stream, no guard ({value})",
+    "the same sequence without the guard", check=_check_stream,
 ))
 register_kind(MethodKind(
     "ours-noguard", _ours("ours"), "NAME_OR_PATH", "ours", "ours, no guard ({value})",

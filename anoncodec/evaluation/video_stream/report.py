@@ -37,6 +37,32 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows)]
 
 
+#: stream kind -> the intra-only kind of the same guard setting
+_INTRA_OF = {"ours-stream": "ours", "ours-stream-noguard": "ours-noguard"}
+
+
+def _against_intra(summaries: list[dict[str, Any]]) -> list[str]:
+    """Each stream row against the intra-only row of its checkpoint and guard setting."""
+    rows = []
+    for s in summaries:
+        intra_kind = _INTRA_OF.get(s.get("kind", ""))
+        if intra_kind is None:
+            continue
+        checkpoint = s["value"].rpartition("@")[0] if "@" in s["value"] else s["value"]
+        intra = next((i for i in summaries if i.get("kind") == intra_kind and i["value"] == checkpoint), None)
+        if intra is None or not intra.get("kbit_s"):
+            continue
+        rows.append([f"`{s['key']}`", f"`{intra['key']}`", _num(s["kbit_s"] / intra["kbit_s"], 2) + "x",
+                     _num(s["psnr_out"] - intra["psnr_out"], 2),
+                     f"{s['persons']['kept']} vs {intra['persons']['kept']}"])
+    if not rows:
+        return []
+    return ["", "## Against intra-only coding", "",
+            "Each sequence against every frame coded alone by the same checkpoint with the same guard "
+            "setting: its share of the bitrate, the PSNR-out it loses (dB) and the persons kept.", "",
+            *_table(["stream", "intra", "kbit/s ratio", "PSNR-out change", "persons kept"], rows)]
+
+
 def markdown_report(record: dict[str, Any]) -> str:
     """``video_stream.md`` of a record written by ``benchmarks/video_stream.py``."""
     clip, frames, fps = record["clip"], record["frames"], record["fps"]
@@ -75,6 +101,7 @@ def markdown_report(record: dict[str, Any]) -> str:
                  "longest run", "flicker", "person recall"],
                 [_row(s) for s in summaries]),
     ]
+    lines += _against_intra(summaries)
     matched = record.get("matched_recall") or []
     if matched:
         rows = []

@@ -162,3 +162,35 @@ def test_ours_stream_codes_the_clip_as_one_sequence(tmp_path):
     out = coder(frames, 10.0)
     assert len(out.frames) == 4 and out.frames[0].shape == frames[0].shape
     assert max(out.frame_bytes[1:]) < out.frame_bytes[0]  # deltas after the keyframe
+
+
+def test_stream_specs_take_a_threshold():
+    assert keys(parse_specs(["ours-stream:mid@0.05", "ours-stream-noguard:mid@0"])) == \
+        ["ours-stream:mid@0.05", "ours-stream-noguard:mid@0"]
+    for bad in ("ours-stream:mid@x", "ours-stream:mid@-1", "ours-stream:@0.1"):
+        with pytest.raises(ConfigError, match="THRESHOLD"):
+            parse_specs([bad])
+    from anoncodec.frames import read_frames
+    from tests.conftest import SAMPLES
+
+    # the demo checkpoint: an untrained codec's latent hardly changes between frames
+    frames = [f[200:328, 200:392] for f in read_frames(SAMPLES / "vtest_excerpt.avi", max_frames=4)]
+    sizes = {}
+    for threshold in ("0", "1000"):
+        [spec] = parse_specs([f"ours-stream-noguard:demo@{threshold}"])
+        sizes[threshold] = sum(build_coders([spec], MethodContext())[spec.key](frames, 10.0).frame_bytes[1:])
+    assert sizes["1000"] < sizes["0"]  # a high threshold sends no cell again
+
+
+def test_report_compares_each_stream_with_intra_coding():
+    rows = [*SUMMARIES, summary("ours-stream:mid@0.01", "ours", 10.0, 7),
+            summary("ours-stream-noguard:mid", "ours", 5.0, 9)]
+    record = {"command": "python benchmarks/video_stream.py", "commit": "abc", "device": "cpu",
+              "wall_s": 3.0, "frames": 4, "fps": 10.0, "static_threshold": 4.0,
+              "person_conf": 0.25, "clip": {"source": "video", "video": "v.avi",
+                                            "size": [48, 64], "ground_truth": "CenterFace"},
+              "summaries": rows, "matched_recall": []}
+    md = markdown_report(record)
+    assert "## Against intra-only coding" in md
+    assert "| `ours-stream:mid@0.01` | `ours:mid` | 0.20x | 0.00 | 7 vs 8 |" in md
+    assert "ours-stream-noguard:mid` | `ours" not in md  # no unguarded intra row to compare with
