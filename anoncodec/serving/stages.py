@@ -13,6 +13,7 @@ Data flow (``anonymize_frame`` / ``analyze_bitstream``)::
     y_hat --decoder.onnx--> x_hat --reconstruct--> frame uint8 [H,W,3],
                                                    images [1,3,S,S], letterbox [7]
     images --detector.onnx--> output [1,4+K,A] --detections--> boxes [N,4], scores [N]
+    (an ssd detector: images --OpenCV DNN--> output [1,N,7] --ssd_detections--> the same)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 
 from anoncodec.contract import MAX_FRAME_HEIGHT, MAX_FRAME_WIDTH
 from anoncodec.detectors.person import LetterboxParams, decode_yolo, letterbox
+from anoncodec.detectors.ssd import COCO_PERSON, decode_ssd
 from anoncodec.edge.encoder import frame_to_input
 from anoncodec.entropy_coder import FactorizedTables
 from anoncodec.errors import InvalidRequestError, PacketError, PacketReason
@@ -44,6 +46,7 @@ __all__ = [
     "letterbox_to_array",
     "letterbox_from_array",
     "detections",
+    "ssd_detections",
 ]
 
 logger = logging.getLogger(__name__)
@@ -315,4 +318,30 @@ def detections(output: np.ndarray, letterbox_params: np.ndarray, conf: float = 0
     if output.ndim != 3 or output.shape[0] != 1 or output.shape[1] < 5:
         raise InvalidRequestError(f"detector output must be [1, 4+K, A], got {list(output.shape)}")
     found = decode_yolo(output, letterbox_from_array(letterbox_params), conf, iou, person_classes, max_det)
+    return np.ascontiguousarray(found[:, :4]), np.ascontiguousarray(found[:, 4])
+
+
+def ssd_detections(output: np.ndarray, letterbox_params: np.ndarray, conf: float = 0.25, iou: float = 0.45,
+                   person_classes: Sequence[int] = (COCO_PERSON,),
+                   max_det: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """SSD ``DetectionOutput`` -> person boxes in frame pixels (class and score filter, NMS, undo letterbox).
+
+    Args:
+        output: float ``[1, N, 7]`` detector stage output (OpenCV's ``[1, 1, N, 7]`` without
+            its leading 1): ``image_id, class_id, score, x1, y1, x2, y2`` per row, corners
+            normalized to the letterboxed input.
+        letterbox_params: float64 ``[7]`` from :func:`reconstruct`.
+        conf: minimum person score.
+        iou: NMS IoU threshold.
+        person_classes: class ids that count as a person (TF OD API COCO: 1).
+        max_det: at most this many boxes.
+
+    Returns:
+        ``(boxes_xyxy, scores)``: float32 ``[N, 4]`` (x1, y1, x2, y2 in input pixels) and
+        float32 ``[N]``, by decreasing score.
+    """
+    output = np.asarray(output)
+    if output.ndim != 3 or output.shape[0] != 1 or output.shape[2] != 7:
+        raise InvalidRequestError(f"ssd detector output must be [1, N, 7], got {list(output.shape)}")
+    found = decode_ssd(output, letterbox_from_array(letterbox_params), conf, iou, person_classes, max_det)
     return np.ascontiguousarray(found[:, :4]), np.ascontiguousarray(found[:, 4])

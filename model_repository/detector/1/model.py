@@ -1,4 +1,5 @@
-"""Triton python model of the ``detector`` stage: YOLOv8 person detector (ONNX) with ONNX Runtime.
+"""Triton python model of the ``detector`` stage: YOLOv8 person detector (ONNX) with ONNX Runtime,
+or, when its config says ``detector_kind: ssd``, SSD-MobileNetV2 (TF graph) with OpenCV DNN.
 
 A thin adapter: the logic lives in anoncodec.serving (runtime.py, stages.py).
 """

@@ -97,6 +97,31 @@ def test_detector_options_reach_the_configs():
         RepositoryOptions(conf=2.0)
 
 
+def test_an_ssd_detector_changes_only_the_detector_stages():
+    from anoncodec.serving.model_config import ModelConfig
+
+    base = render_configs(RepositoryOptions(detector_height=300, detector_width=300, person_classes=(1,)))
+    ssd = render_configs(RepositoryOptions(detector_height=300, detector_width=300, person_classes=(1,),
+                                           detector_kind="ssd"))
+    assert "detector_kind" not in "".join(base.values())  # the default configs do not name a kind
+    for name in base:
+        if name in ("detector", "detector_postprocess"):
+            assert ModelConfig.from_text(ssd[name]).parameters["detector_kind"] == "ssd"
+            # same tensors: the ensembles' wiring and public contract do not change
+            assert re.findall(r'name: "(\w+)"', ssd[name]) == re.findall(r'name: "(\w+)"', base[name])
+        else:
+            assert ssd[name] == base[name], name
+    assert "dims: [ 3, 300, 300 ]" in ssd["detector"] and 'string_value: "1"' in ssd["detector_postprocess"]
+    # OpenCV DNN has no native Triton backend: the ssd detector stays a python stage on the CPU
+    native = render_configs(RepositoryOptions(backend="onnxruntime", detector_kind="ssd"))
+    parsed = ModelConfig.from_text(native["detector"])
+    assert (parsed.backend, parsed.platform) == ("python", "") and "KIND_CPU" in native["detector"]
+    assert parsed.parameters == {"detector_kind": "ssd", "intra_op_threads": "0"}
+    assert 'platform: "onnxruntime_onnx"' in native["encoder"] and 'platform: "onnxruntime_onnx"' in native["decoder"]
+    with pytest.raises(ConfigError, match="detector_kind"):
+        RepositoryOptions(detector_kind="rcnn")
+
+
 def test_check_repository_asks_for_an_export(tmp_path):
     with pytest.raises(ExportError, match="anoncodec export"):
         check_repository(tmp_path / "nope")

@@ -23,6 +23,7 @@ from anoncodec.serving.stages import (
     preprocess_frame,
     quantize_latent,
     reconstruct,
+    ssd_detections,
 )
 
 C, FACTOR = 3, 16
@@ -184,3 +185,21 @@ def test_detections_map_boxes_back_to_the_frame():
     assert boxes.shape == (0, 4) and scores.shape == (0,)
     with pytest.raises(InvalidRequestError, match="4\\+K"):
         detections(np.zeros((6, 3), np.float32), params)
+
+
+def test_ssd_detections_map_normalized_rows_back_to_the_frame():
+    _, _, params = reconstruct(np.zeros((1, 3, 112, 208), np.float32), np.array([100, 200]), 64)
+    # letterbox 200x100 -> 64x64: scale 0.32, pad_y 16; rows: image_id, class, score, x1, y1, x2, y2 in [0, 1]
+    out = np.array([[[0, 1, 0.9, 0.25, 0.375, 0.75, 0.625],  # a person: 16..48 x 24..40 of the input
+                     [0, 3, 0.9, 0.0, 0.25, 1.0, 0.75],  # a car
+                     [0, 1, 0.1, 0.0, 0.25, 0.5, 0.5]]], np.float32)  # below conf
+    boxes, scores = ssd_detections(out, params, conf=0.25)
+    assert boxes.dtype == np.float32 and scores.dtype == np.float32
+    np.testing.assert_allclose(boxes, [[50, 25, 150, 75]], rtol=1e-5)
+    np.testing.assert_allclose(scores, [0.9], rtol=1e-6)
+    boxes, scores = ssd_detections(out, params, person_classes=(3,))
+    np.testing.assert_allclose(boxes, [[0, 0, 200, 100]], rtol=1e-5)
+    with pytest.raises(InvalidRequestError, match="\\[1, N, 7\\]"):
+        ssd_detections(out[0], params)
+    with pytest.raises(InvalidRequestError, match="\\[1, N, 7\\]"):
+        ssd_detections(np.zeros((1, 3, 6), np.float32), params)
