@@ -2,8 +2,11 @@
 
     .venv/bin/python benchmarks/flops.py [--checkpoint NAME] [--repeats 20] [--threads 0]
 
-For the codec's encoder and decoder (exported from ``--checkpoint``), the served person
-detector, CenterFace (the guard) and YOLO11n-pose: multiply-accumulates of ``Conv``,
+For the codec's encoder and decoder (exported from ``--checkpoint``), the person detectors
+(fall-yolov8s, and the served SSD-MobileNetV2 when its ONNX copy from
+``tools/ssd_to_onnx.py`` is in ``.cache/models/``: serving runs the same graph on OpenCV DNN,
+so its row times ONNX Runtime on the copy, which resizes to 300x300 inside and takes its
+shapes from one run), CenterFace (the guard) and YOLO11n-pose: multiply-accumulates of ``Conv``,
 ``ConvTranspose``, ``MatMul`` and ``Gemm`` counted from each ONNX graph's own shapes
 (:mod:`anoncodec.evaluation.flops`; element-wise work is not counted), the
 median ONNX Runtime time of one run, and the GFLOP/s that makes. The CPU's limit is given
@@ -37,7 +40,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=20, help="timed runs per model (median reported)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: one per core)")
-    p.add_argument("--skip", action="append", default=[], choices=["pose", "centerface", "detector"],
+    p.add_argument("--ssd-onnx", default=str(REPO / ".cache" / "models" / "ssd_mobilenet_v2_coco.onnx"),
+                   help="the SSD's ONNX copy (tools/ssd_to_onnx.py); left out when missing")
+    p.add_argument("--skip", action="append", default=[], choices=["pose", "centerface", "detector", "ssd"],
                    help="leave a model out (repeatable), e.g. when its package is not installed")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "flops.json"))
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -88,7 +93,11 @@ def _models(args: argparse.Namespace, tmp: Path) -> list[tuple[str, Path, dict[s
 
         path = default_person_model_path()
         name = onnx.load(str(path)).graph.input[0].name
-        out.append(("person detector (served)", path, {name: (1, 3, 640, 640)}, "640x640 letterbox"))
+        out.append(("fall-yolov8s (served before issue 11)", path, {name: (1, 3, 640, 640)}, "640x640 letterbox"))
+    if "ssd" not in args.skip and Path(args.ssd_onnx).is_file():
+        name = onnx.load(str(args.ssd_onnx)).graph.input[0].name
+        out.append(("SSD-MobileNetV2 (served)", Path(args.ssd_onnx), {name: (1, h, w, 3)},
+                    f"{w}x{h} frame, 300x300 inside"))
     if "centerface" not in args.skip:
         from anoncodec.detectors.face import _dynamic_centerface_bytes, default_face_model_path
 
@@ -106,8 +115,17 @@ def _models(args: argparse.Namespace, tmp: Path) -> list[tuple[str, Path, dict[s
     return out
 
 
-def run(args: argparse.Namespace, command: str) -> int:
+def _random_input(onnx_type: str, shape: tuple[int, ...]):
+    """A fixed random input of ``shape``: uint8 images for graphs that take them (the SSD), else float32."""
     import numpy as np
+
+    rng = np.random.default_rng(0)
+    if onnx_type == "tensor(uint8)":
+        return rng.integers(0, 256, shape, dtype=np.uint8)
+    return rng.random(shape, dtype=np.float32)
+
+
+def run(args: argparse.Namespace, command: str) -> int:
 
     from anoncodec.detectors._onnx import ort_session
     from anoncodec.evaluation import environment, time_call, write_record
@@ -117,9 +135,9 @@ def run(args: argparse.Namespace, command: str) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, path, shapes, what in _models(args, Path(tmp)):
-            cost = graph_cost(path, shapes)
             session = ort_session(path, None, args.threads or None)
-            feed = {k: np.random.default_rng(0).random(v, dtype=np.float32) for k, v in shapes.items()}
+            feed = {i.name: _random_input(i.type, shapes[i.name]) for i in session.get_inputs()}
+            cost = graph_cost(path, shapes, feed if "SSD" in name else None)
             stats = time_call(lambda s=session, f=feed: s.run(None, f), args.warmup, args.repeats)
             rows.append({"model": name, "input": what, "gflops": round(cost.gflops, 3),
                          "by_op_gmacs": {k: round(v / 1e9, 3) for k, v in cost.by_op.items()},

@@ -7,13 +7,13 @@ of both ensembles with Locust, and put every lever's gain in one table.
 
 A lever is a name and the ``anoncodec export`` flags it adds (``--lever NAME`` picks some;
 ``--lever 'NAME=--flag value ...'`` defines one more). Defaults, each measured against
-``baseline`` (the served defaults):
+``baseline``:
 
-    baseline          the served defaults (fall-detection YOLOv8s in fp32)
-    int8              --int8 (the detector quantized, anoncodec/serving/quantize.py)
-    instances-2       --instances 2 --threads 1 (two instances of every stage, one thread each)
-    ssd               --detector ssd-mobilenetv2 (when the catalog has it)
-    ssd-instances-2   the SSD detector with two instances of every stage, one thread each
+    baseline          the served stack before issue 11: fall-detection YOLOv8s in fp32
+    int8              the same detector quantized (--int8, anoncodec/serving/quantize.py)
+    instances-2       two instances of every stage, one thread each (--instances 2 --threads 1)
+    ssd               SSD-MobileNetV2 at 300x300, the served default since issue 11
+    ssd-instances-2   the SSD with two instances of every stage, one thread each
 
 For each lever: export (the ladder's default checkpoint, ``--checkpoint`` to change) into
 ``OUT/LEVER/repo``, then ``load_tests/run.py --separate`` on 640x480 frames of the bundled
@@ -44,9 +44,9 @@ if str(ROOT) not in sys.path:  # run as a script from a source checkout
 from anoncodec.evaluation.script import script_main  # noqa: E402
 
 LEVERS: dict[str, list[str]] = {
-    "baseline": [],
-    "int8": ["--int8"],
-    "instances-2": ["--instances", "2", "--threads", "1"],
+    "baseline": ["--detector", "fall-yolov8s"],
+    "int8": ["--detector", "fall-yolov8s", "--int8"],
+    "instances-2": ["--detector", "fall-yolov8s", "--instances", "2", "--threads", "1"],
     "ssd": ["--detector", "ssd-mobilenetv2"],
     "ssd-instances-2": ["--detector", "ssd-mobilenetv2", "--instances", "2", "--threads", "1"],
 }

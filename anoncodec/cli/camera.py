@@ -79,7 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write one JSON line per frame: frame, timestamp, status, boxes (x1,y1,x2,y2), "
                         "scores, bytes_sent, bits, latency_ms (encode + request + retries), "
                         "wait_ms (waiting in the buffer "
-                        "for a slot or the server), attempts, error (why a frame failed or was dropped); in --mode stream: "
+                        "for a slot or the server), attempts, error (why a frame failed or was dropped); "
+                        "in --mode stream: "
                         "frame, timestamp, status, frame_type (key/delta), bytes_sent, resyncs, boxes, scores, "
                         "latency_ms")
     parser.add_argument("--metrics-port", type=int,

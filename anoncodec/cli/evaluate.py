@@ -13,7 +13,7 @@ import shlex
 from pathlib import Path
 
 from anoncodec.cli.checkpoints import checkpoint_help
-from anoncodec.detectors.catalog import DEFAULT_PERSON_CLASSES, DEFAULT_PERSON_CONF
+from anoncodec.detectors.catalog import DEFAULT_PERSON_CONF, EVALUATION_PERSON_CLASSES
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls before timing")
     parser.add_argument("--timing-images", type=int, default=0, help="time only the first n images (0: all)")
     parser.add_argument("--grid-images", type=int, default=3, help="frames shown in the image grid")
-    parser.add_argument("--person-model", default="", help="YOLOv8 ONNX person detector (default: the offline one)")
-    parser.add_argument("--person-classes", default=",".join(map(str, DEFAULT_PERSON_CLASSES)),
-                        help="detector classes that are persons (default: the served detector's; COCO: 0)")
+    parser.add_argument("--person-model", default="",
+                        help="YOLOv8 ONNX person detector (default: fall-yolov8s, the evaluation's instrument)")
+    parser.add_argument("--person-classes", default=",".join(map(str, EVALUATION_PERSON_CLASSES)),
+                        help="detector classes that are persons (default: fall-yolov8s' 0,1; COCO: 0)")
     parser.add_argument("--person-conf", type=float, default=DEFAULT_PERSON_CONF,
                         help="person score threshold (default: the served one)")
     parser.add_argument("--notes", help="markdown file appended to the report under 'Notes'")

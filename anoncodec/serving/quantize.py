@@ -25,6 +25,7 @@ would not pay; rewriting its transposed convolutions as sub-pixel convolutions, 
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -94,37 +95,48 @@ def quantize_detector(source: str | Path, dest: str | Path, calibration: Sequenc
     """
     onnx = require("onnx", "export")
     quantization = require("onnxruntime.quantization", "export")
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     if len(calibration) < 4:
         raise ExportError(f"int8 calibration needs at least 4 frames, got {len(calibration)}")
-    dest = Path(dest)
+    dest = Path(dest).resolve()
+    source = Path(source).resolve()
+    here = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="anoncodec-int8-") as tmp:
-        named = Path(tmp) / "named.onnx"
-        model = onnx.load(str(source))
-        _name_nodes(model)
-        onnx.save(model, str(named))
-        prepared = Path(tmp) / "prepared.onnx"
+        os.chdir(tmp)  # ONNX Runtime's shape inference and calibration leave scratch files in the cwd
         try:
-            quant_pre_process(str(named), str(prepared))
-        except Exception as exc:  # noqa: BLE001 - pre-processing is an optimization only
-            logger.warning("int8: ONNX Runtime's pre-processing failed (%s); quantizing the model as is", exc)
-            prepared = named
-        input_name = model.graph.input[0].name
-        batches = iter([np.ascontiguousarray(x, np.float32) for x in calibration])
+            return _quantize(onnx, quantization, source, dest, calibration, Path(tmp))
+        finally:
+            os.chdir(here)
 
-        class Reader(quantization.CalibrationDataReader):
-            def get_next(self):
-                x = next(batches, None)
-                return None if x is None else {input_name: x}
 
-        try:
-            quantization.quantize_static(
-                str(prepared), str(dest), Reader(), quant_format=quantization.QuantFormat.QDQ, per_channel=True,
-                activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
-                nodes_to_exclude=decode_tail(onnx.load(str(prepared))), reduce_range=True)
-        except Exception as exc:  # noqa: BLE001 - report any quantizer failure as an export error
-            raise ExportError(f"ONNX Runtime could not quantize {source}: {exc}") from exc
+def _quantize(onnx, quantization, source: Path, dest: Path, calibration: Sequence[np.ndarray], tmp: Path) -> Path:
+    """:func:`quantize_detector`'s work, in the scratch folder ``tmp``."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    named = tmp / "named.onnx"
+    model = onnx.load(str(source))
+    _name_nodes(model)
+    onnx.save(model, str(named))
+    prepared = tmp / "prepared.onnx"
+    try:
+        quant_pre_process(str(named), str(prepared))
+    except Exception as exc:  # noqa: BLE001 - pre-processing is an optimization only
+        logger.warning("int8: ONNX Runtime's pre-processing failed (%s); quantizing the model as is", exc)
+        prepared = named
+    input_name = model.graph.input[0].name
+    batches = iter([np.ascontiguousarray(x, np.float32) for x in calibration])
+
+    class Reader(quantization.CalibrationDataReader):
+        def get_next(self):
+            x = next(batches, None)
+            return None if x is None else {input_name: x}
+
+    try:
+        quantization.quantize_static(
+            str(prepared), str(dest), Reader(), quant_format=quantization.QuantFormat.QDQ, per_channel=True,
+            activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
+            nodes_to_exclude=decode_tail(onnx.load(str(prepared))), reduce_range=True)
+    except Exception as exc:  # noqa: BLE001 - report any quantizer failure as an export error
+        raise ExportError(f"ONNX Runtime could not quantize {source}: {exc}") from exc
     return dest
 
 

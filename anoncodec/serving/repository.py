@@ -27,7 +27,7 @@ API graph (``model.pb`` + ``model.pbtxt``) run by OpenCV's DNN module in the pyt
 whatever ``backend`` says (no ONNX file to give a native backend), ``[1,3,S_h,S_w] ->
 [1,N,7]`` (``image_id, class_id, score, x1, y1, x2, y2``, corners normalized to the input).
 The kind travels to both stages as the ``detector_kind`` parameter, written only when it is
-not ``yolo`` so that the default configs are unchanged.
+not ``yolo`` (so that YOLO configs read as they always did).
 """
 
 from __future__ import annotations
@@ -46,7 +46,13 @@ from anoncodec.contract import (
     EnsembleSpec,
 )
 from anoncodec.contract import ENSEMBLES as CONTRACT_ENSEMBLES
-from anoncodec.detectors.catalog import DEFAULT_PERSON_CLASSES, DEFAULT_PERSON_CONF, DETECTOR_KINDS
+from anoncodec.detectors.catalog import (
+    DEFAULT_DETECTOR,
+    DEFAULT_PERSON_CLASSES,
+    DEFAULT_PERSON_CONF,
+    DETECTOR_KINDS,
+    DETECTORS,
+)
 
 __all__ = [
     "BACKENDS",
@@ -171,8 +177,8 @@ class RepositoryOptions:
     backend: str = "python"
     max_height: int = MAX_FRAME_HEIGHT
     max_width: int = MAX_FRAME_WIDTH
-    detector_height: int = 640
-    detector_width: int = 640
+    detector_height: int = DETECTORS[DEFAULT_DETECTOR].input_size[0]
+    detector_width: int = DETECTORS[DEFAULT_DETECTOR].input_size[1]
     person_classes: tuple[int, ...] = DEFAULT_PERSON_CLASSES
     conf: float = DEFAULT_PERSON_CONF
     iou: float = 0.45
@@ -183,7 +189,7 @@ class RepositoryOptions:
     batch_delay_us: int = 2000
     max_cameras: int = 16
     sequence_idle_s: int = 60
-    detector_kind: str = "yolo"
+    detector_kind: str = DETECTORS[DEFAULT_DETECTOR].kind
 
     def __post_init__(self) -> None:
         from anoncodec.errors import ConfigError

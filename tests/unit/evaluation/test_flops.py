@@ -50,3 +50,24 @@ def test_missing_or_wrong_input_shapes_are_refused(tmp_path):
         graph_cost(_model(tmp_path), {"x": (1, 3, 10, 12), "n": (5, 7)})
     with pytest.raises(ValueError, match="has 4 dims"):
         graph_cost(_model(tmp_path), {"x": (1, 3, 10), "m": (2, 5), "n": (5, 7)})
+
+
+def test_shapes_only_a_run_tells_come_from_one_run(tmp_path):
+    """A resize to a size given at run time (as the SSD's TensorFlow graph resizes to 300x300
+    inside): shape inference cannot size the convolution, one run can."""
+    w = numpy_helper.from_array(np.zeros((4, 3, 3, 3), np.float32), "w")
+    roi = numpy_helper.from_array(np.zeros((0,), np.float32), "roi")
+    scales = numpy_helper.from_array(np.zeros((0,), np.float32), "scales")
+    nodes = [helper.make_node("Resize", ["x", "roi", "scales", "size"], ["r"], mode="nearest"),
+             helper.make_node("Conv", ["r", "w"], ["y"], pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "H", "W"]),
+                     helper.make_tensor_value_info("size", TensorProto.INT64, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w, roi, scales])
+    path = tmp_path / "resize.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    shapes = {"x": (1, 3, 20, 30), "size": (4,)}
+    with pytest.raises(ValueError, match="unknown"):
+        graph_cost(path, shapes)
+    feed = {"x": np.zeros((1, 3, 20, 30), np.float32), "size": np.array([1, 3, 8, 6], np.int64)}
+    assert graph_cost(path, shapes, feed).macs == 4 * 8 * 6 * (3 * 3 * 3)

@@ -59,15 +59,18 @@ def test_agreement_recall():
 
 
 @pytest.mark.slow
-def test_export_serves_an_int8_detector_that_agrees_with_fp32(tmp_path, capsys):
+def test_export_serves_an_int8_detector_that_agrees_with_fp32(tmp_path, capsys, monkeypatch):
     """The real fall-detection YOLOv8s, calibrated and checked on the bundled clip."""
     from anoncodec.cli.main import main
     from anoncodec.codec import save_checkpoint
     from tests.conftest import tiny_codec
 
     save_checkpoint(tmp_path / "tiny.pt", tiny_codec("factorized"))
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     assert main(["export", "--checkpoint", str(tmp_path / "tiny.pt"), "--repository", str(tmp_path / "repo"),
-                 "--int8"]) == 0
+                 "--detector", "fall-yolov8s", "--int8"]) == 0
+    assert list((tmp_path / "cwd").iterdir()) == []  # ONNX Runtime's scratch files stay out of the cwd
     report = json.loads(capsys.readouterr().out)["detector_int8"]
     assert report["frames"] == 16 and report["reference"] > 50
     assert report["recall"] >= MIN_AGREEMENT
@@ -98,5 +101,14 @@ def test_export_refuses_an_int8_detector_that_loses_persons(tmp_path):
         cv2.imwrite(str(folder / f"{2 * i + 1:02d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     with pytest.raises(ExportError, match="persons the fp32 one finds"):
         export_repository(model=tiny_codec("factorized"), repository=tmp_path / "repo", int8=True,
-                          calibration=folder)
+                          calibration=folder, detector="fall-yolov8s")
     assert not (tmp_path / "repo" / "detector" / "1" / "model.int8.onnx").exists()
+
+
+def test_int8_refuses_the_ssd_detector(tmp_path):
+    from anoncodec.serving.export import export_repository
+    from tests.conftest import tiny_codec
+
+    with pytest.raises(ExportError, match="OpenCV DNN"):
+        export_repository(model=tiny_codec("factorized"), repository=tmp_path / "repo", int8=True,
+                          detector="ssd-mobilenetv2")
