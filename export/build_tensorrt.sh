@@ -109,7 +109,16 @@ config_param() {
         }' "$1"
 }
 
-for stage in encoder decoder detector; do
+# the detector gets a plan when it is an ONNX stage; an SSD detector (detector_kind ssd, the
+# default) runs on OpenCV DNN in the python backend and has none
+DETECTOR_PLAN=1
+if [ -f "$REPOSITORY/detector/config.pbtxt" ] && ! grep -q 'platform: "tensorrt_plan"' "$REPOSITORY/detector/config.pbtxt" \
+    && grep -q '"detector_kind"' "$REPOSITORY/detector/config.pbtxt"; then
+    DETECTOR_PLAN=0
+fi
+stages="encoder decoder"
+[ "$DETECTOR_PLAN" = 1 ] && stages="$stages detector"
+for stage in $stages; do
     config="$REPOSITORY/$stage/config.pbtxt"
     [ -f "$config" ] || die "$config is missing; run
   anoncodec export --backend tensorrt --repository $REPOSITORY"
@@ -215,5 +224,9 @@ build encoder encoder_x "3x${min_h}x${min_w}" "3x${opt_h}x${opt_w}" "3x${max_h}x
 build decoder decoder_y_hat "${CHANNELS}x$((min_h / FACTOR))x$((min_w / FACTOR))" \
     "${CHANNELS}x$((opt_h / FACTOR))x$((opt_w / FACTOR))" \
     "${CHANNELS}x$((max_h / FACTOR))x$((max_w / FACTOR))"
-build detector detector_images "3x${DET_H}x${DET_W}" "3x${DET_H}x${DET_W}" "3x${DET_H}x${DET_W}"
+if [ "$DETECTOR_PLAN" = 1 ]; then
+    build detector detector_images "3x${DET_H}x${DET_W}" "3x${DET_H}x${DET_W}" "3x${DET_H}x${DET_W}"
+else
+    echo "detector: a python stage (OpenCV DNN, detector_kind in detector/config.pbtxt): no plan to build"
+fi
 echo "done: serve $REPOSITORY with tritonserver of the same image ($TRITON_IMAGE)"

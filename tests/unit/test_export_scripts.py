@@ -37,12 +37,17 @@ STATIC_DETECTOR = """case "$*" in *detector_images*)
     exit 1 ;; esac"""
 
 
+# a YOLO detector at 640: an ONNX stage that gets a plan (the default SSD is a python stage)
+YOLO = {"detector_kind": "yolo", "detector_height": 640, "detector_width": 640, "person_classes": (0, 1)}
+
+
 def tensorrt_repository(root: Path, max_height: int = 576, max_width: int = 768, factor: int = 16,
-                        channels: int = 96, backend: str = "tensorrt", max_batch: int = 4) -> Path:
+                        channels: int = 96, backend: str = "tensorrt", max_batch: int = 4,
+                        detector: dict | None = None) -> Path:
     """A folder laid out like `anoncodec export --backend tensorrt` (dummy ONNX files)."""
     repo = root / "repo"
     write_configs(repo, RepositoryOptions(backend=backend, max_height=max_height, max_width=max_width,
-                                          max_batch=max_batch))
+                                          max_batch=max_batch, **(YOLO if detector is None else detector)))
     codec = {"model_id": "00" * 16, "downsampling": factor, "latent_channels": channels,
              "architecture": "factorized"}
     for stage in ("frame_preprocess", "entropy_decode"):
@@ -114,6 +119,15 @@ def test_builds_three_plans_with_shape_profiles(tmp_path):
         assert f"--optShapes={name}:{opt}" in call
         assert f"--maxShapes={name}:{hi}" in call
         assert (repo / stage / "1" / "model.plan").read_text() == "plan"
+
+
+def test_the_default_ssd_detector_stays_a_python_stage_without_a_plan(tmp_path):
+    repo = tensorrt_repository(tmp_path, detector={})
+    result = run_script([str(repo)], [fake_trtexec(tmp_path / "bin")], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(by_stage(recorded_calls(tmp_path))) == ["decoder", "encoder"]
+    assert "detector: a python stage" in result.stdout
+    assert not (repo / "detector" / "1" / "model.plan").exists()
 
 
 def test_max_size_arguments_round_up_to_the_downsampling(tmp_path):
@@ -209,7 +223,8 @@ def test_real_trtexec_builds_every_engine(tmp_path):
     save_checkpoint(tmp_path / "tiny.pt", tiny_codec("factorized", extra_blocks=1))
     repo = tmp_path / "repo"
     assert main(["export", "--checkpoint", str(tmp_path / "tiny.pt"), "--repository", str(repo),
-                 "--backend", "tensorrt", "--max-height", "128", "--max-width", "128"]) == 0
+                 "--backend", "tensorrt", "--max-height", "128", "--max-width", "128",
+                 "--detector", "fall-yolov8s"]) == 0
     script = Path(__file__).resolve().parents[2] / "export" / "build_tensorrt.sh"
     subprocess.run(["bash", str(script), str(repo), "128", "128"], check=True)
     for stage in ("encoder", "decoder", "detector"):

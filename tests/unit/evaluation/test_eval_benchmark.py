@@ -78,13 +78,16 @@ def test_methods_must_keep_the_image_size(tmp_path, detectors, items):
         evaluate_method(bad, items, tmp_path, detectors=detectors, timing_repeats=0, progress=False)
 
 
-def test_person_detector_defaults_are_the_served_ones():
+def test_the_person_instrument_is_fall_yolov8s_at_the_served_thresholds():
+    """Evaluation keeps measuring persons with the detector every published result used."""
+    from anoncodec.detectors.catalog import DETECTORS, EVALUATION_DETECTOR
     from anoncodec.serving.repository import RepositoryOptions
 
     served, ours = RepositoryOptions(), DetectorSettings()
-    assert (ours.person_conf, ours.person_iou, ours.person_classes) == (served.conf, served.iou,
-                                                                      served.person_classes)
-    assert ours.person_input == served.detector_height == served.detector_width
+    instrument = DETECTORS[EVALUATION_DETECTOR]
+    assert EVALUATION_DETECTOR == "fall-yolov8s" and (ours.person_conf, ours.person_iou) == (served.conf, served.iou)
+    assert ours.person_classes == instrument.person_classes == (0, 1)
+    assert (ours.person_input, ours.person_input) == instrument.input_size
 
 
 def test_grid_thumbnails_are_kept_for_chosen_images(tmp_path, detectors, items):

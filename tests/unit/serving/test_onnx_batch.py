@@ -78,12 +78,13 @@ def test_export_reports_the_detector_batch_error(tmp_path):
     from tests.conftest import tiny_codec
 
     report = export_repository(repository=tmp_path / "repo", model=tiny_codec("factorized"),
-                               options=RepositoryOptions(max_height=64, max_width=64))
+                               options=RepositoryOptions(max_height=64, max_width=64), detector="fall-yolov8s")
     assert report.max_batch == 4 and report.detector_batch_err < 1e-4
     assert has_dynamic_batch(tmp_path / "repo" / "detector" / "1" / "model.onnx")
     assert "max_batch_size: 4" in (tmp_path / "repo" / "detector" / "config.pbtxt").read_text()
     unbatched = export_repository(repository=tmp_path / "flat", model=tiny_codec("factorized"),
-                                  options=RepositoryOptions(max_height=64, max_width=64, max_batch=0))
+                                  options=RepositoryOptions(max_height=64, max_width=64, max_batch=0),
+                                  detector="fall-yolov8s")
     assert unbatched.detector_batch_err is None
     assert not has_dynamic_batch(tmp_path / "flat" / "detector" / "1" / "model.onnx")
     np.testing.assert_equal(unbatched.max_batch, 0)

@@ -71,10 +71,20 @@ def test_ensemble_steps_are_wired(name):
     assert {t[0] for t in outputs} <= available
 
 
+# a YOLO (ONNX) detector, whose stage follows --backend (the default SSD stays a python stage)
+YOLO = {"detector_kind": "yolo", "detector_height": 640, "detector_width": 640, "person_classes": (0, 1)}
+
+
+def test_the_default_detector_is_the_ssd_at_300():
+    options = RepositoryOptions()
+    assert (options.detector_kind, options.detector_height, options.detector_width, options.person_classes) == \
+        ("ssd", 300, 300, (1,))
+
+
 def test_backends_change_only_the_onnx_stages():
-    base = render_configs(RepositoryOptions(backend="python"))
+    base = render_configs(RepositoryOptions(backend="python", **YOLO))
     for backend, platform in (("onnxruntime", "onnxruntime_onnx"), ("tensorrt", "tensorrt_plan")):
-        other = render_configs(RepositoryOptions(backend=backend))
+        other = render_configs(RepositoryOptions(backend=backend, **YOLO))
         for name in base:
             if name in ONNX_STAGES:
                 assert f'platform: "{platform}"' in other[name] and "KIND_CPU" not in other[name]
@@ -100,10 +110,11 @@ def test_detector_options_reach_the_configs():
 def test_an_ssd_detector_changes_only_the_detector_stages():
     from anoncodec.serving.model_config import ModelConfig
 
-    base = render_configs(RepositoryOptions(detector_height=300, detector_width=300, person_classes=(1,)))
+    base = render_configs(RepositoryOptions(detector_height=300, detector_width=300, person_classes=(1,),
+                                            detector_kind="yolo"))
     ssd = render_configs(RepositoryOptions(detector_height=300, detector_width=300, person_classes=(1,),
                                            detector_kind="ssd"))
-    assert "detector_kind" not in "".join(base.values())  # the default configs do not name a kind
+    assert "detector_kind" not in "".join(base.values())  # YOLO configs do not name a kind
     for name in base:
         if name in ("detector", "detector_postprocess"):
             assert ModelConfig.from_text(ssd[name]).parameters["detector_kind"] == "ssd"
@@ -177,9 +188,11 @@ def test_instances_set_instance_group_count():
     from anoncodec.serving.repository import RepositoryOptions, _stage_config
 
     assert "count: 3\n    kind: KIND_CPU" in _stage_config("detector", RepositoryOptions(instances=3))
-    options = RepositoryOptions(backend="tensorrt", instances=2)
+    options = RepositoryOptions(backend="tensorrt", instances=2, **YOLO)
     assert "count: 2\n    kind: KIND_GPU" in _stage_config("detector", options)
-    assert "instance_group" not in _stage_config("detector", RepositoryOptions(backend="onnxruntime"))
+    assert "instance_group" not in _stage_config("detector", RepositoryOptions(backend="onnxruntime", **YOLO))
+    assert "count: 2\n    kind: KIND_CPU" in _stage_config("detector", RepositoryOptions(backend="tensorrt",
+                                                                                          instances=2))
     with pytest.raises(ConfigError):
         RepositoryOptions(instances=0)
 
@@ -196,7 +209,7 @@ def test_batched_stages_get_a_dynamic_batcher_and_lose_their_leading_dim():
     unbatched = render_configs(RepositoryOptions(max_batch=0))
     for stage in ONNX_STAGES:
         assert "max_batch_size: 0\n" in unbatched[stage] and "dynamic_batching" not in unbatched[stage]
-    assert "dims: [ 1, 3, 640, 640 ]" in unbatched["detector"]
+    assert "dims: [ 1, 3, 300, 300 ]" in unbatched["detector"]
     with pytest.raises(ConfigError, match="max_batch"):
         RepositoryOptions(max_batch=-1)
     with pytest.raises(ConfigError, match="batch_delay_us"):

@@ -13,7 +13,9 @@ from anoncodec.serving.repository import RepositoryOptions, stage_tensors, tenso
 from anoncodec.serving.runtime import load_stage
 from tests.conftest import tiny_codec
 
-OPTIONS = RepositoryOptions(max_height=128, max_width=128)
+# the ONNX (YOLO) detector: these tests batch and check an ONNX Runtime detector stage
+OPTIONS = RepositoryOptions(max_height=128, max_width=128, detector_kind="yolo", detector_height=640,
+                            detector_width=640, person_classes=(0, 1))
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +23,8 @@ def repo(tmp_path_factory):
     from anoncodec.serving.export import export_repository
 
     path = tmp_path_factory.mktemp("repo")
-    report = export_repository(repository=path, model=tiny_codec("factorized"), options=OPTIONS)
+    report = export_repository(repository=path, model=tiny_codec("factorized"), options=OPTIONS,
+                               detector="fall-yolov8s")
     assert report.encoder_max_abs_err < 1e-3 and report.detector_input == (640, 640)
     return path
 
