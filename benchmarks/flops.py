@@ -11,8 +11,8 @@ shapes from one run), CenterFace (the guard) and YOLO11n-pose: multiply-accumula
 (:mod:`anoncodec.evaluation.flops`; element-wise work is not counted), the
 median ONNX Runtime time of one run, and the GFLOP/s that makes. The CPU's limit is given
 twice: the theoretical fp32 peak (cores x clock x 32 FLOPs per cycle for one AVX-512 FMA
-unit, x 64 for two; the clock is /proc/cpuinfo's) and a measured one (numpy's float32
-GEMM on 2048x2048 matrices). Run it with the machine otherwise idle.
+unit, x 64 for two; half that with AVX2 only; the clock and flags are /proc/cpuinfo's) and
+a measured one (numpy's float32 GEMM on 2048x2048 matrices). Run it with the machine otherwise idle.
 """
 
 from __future__ import annotations
@@ -50,12 +50,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def cpu_peaks(cores: int) -> dict[str, float | None]:
-    """Theoretical fp32 GFLOP/s (one and two AVX-512 FMA units) and numpy's measured GEMM rate."""
+    """Theoretical fp32 GFLOP/s (one and two FMA units of the widest vectors the CPU has:
+    AVX-512, 16 floats, or AVX2, 8) and numpy's measured GEMM rate."""
     import numpy as np
 
     from anoncodec.evaluation.latency import cpuinfo
 
     mhz = cpuinfo("cpu MHz")
+    flags = (cpuinfo("flags") or "").split()
+    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
     a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
     a @ a  # warm up the BLAS threads
     best = float("inf")
@@ -64,9 +67,9 @@ def cpu_peaks(cores: int) -> dict[str, float | None]:
         a @ a
         best = min(best, time.perf_counter() - t0)
     ghz = None if mhz is None else float(mhz) / 1000
-    return {"cores": cores, "clock_ghz": ghz,
-            "peak_gflops_1fma": None if ghz is None else cores * ghz * 32,
-            "peak_gflops_2fma": None if ghz is None else cores * ghz * 64,
+    return {"cores": cores, "clock_ghz": ghz, "vector": {16: "AVX-512", 8: "AVX2", 4: "SSE"}[lanes],
+            "peak_gflops_1fma": None if ghz is None else cores * ghz * 2 * lanes,
+            "peak_gflops_2fma": None if ghz is None else cores * ghz * 4 * lanes,
             "numpy_sgemm_gflops": 2 * 2048**3 / best / 1e9}
 
 
