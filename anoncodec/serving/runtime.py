@@ -337,8 +337,9 @@ class SsdDetector(Stage):
     """The ``detector`` stage of an ``ssd`` repository: SSD-MobileNetV2 on OpenCV's DNN module.
 
     Reads ``model.pb`` + ``model.pbtxt``; takes the letterboxed ``images`` float32
-    ``[1, 3, S_h, S_w]`` in [0, 1] and returns ``output`` float32 ``[1, N, 7]`` (OpenCV's
-    ``DetectionOutput`` without its leading 1). Requests run one at a time.
+    ``[B, 3, S_h, S_w]`` in [0, 1] (a dynamic batch) and returns ``output`` float32
+    ``[B, N, 7]``: per image its rows of OpenCV's ``DetectionOutput``, with image id 0,
+    padded to the batch's longest with all-zero rows (class 0, score 0: no person).
     """
 
     name = "detector"
@@ -354,11 +355,18 @@ class SsdDetector(Stage):
         from anoncodec.detectors.ssd import ssd_blob
 
         x = np.asarray(inputs["images"])
-        if x.dtype != np.float32 or x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3 or min(x.shape[2:]) < 1:
-            raise stages.InvalidRequestError(f"{tensor_name(self.name, 'images')} must be float32 [1, 3, H, W], "
+        if x.dtype != np.float32 or x.ndim != 4 or x.shape[0] < 1 or x.shape[1] != 3 or min(x.shape[2:]) < 1:
+            raise stages.InvalidRequestError(f"{tensor_name(self.name, 'images')} must be float32 [B, 3, H, W], "
                                              f"got {x.dtype.name} {list(x.shape)}")
         self.net.setInput(ssd_blob(x))
-        return {"output": np.asarray(self.net.forward(), np.float32).reshape(1, -1, 7)}
+        rows = np.asarray(self.net.forward(), np.float32).reshape(-1, 7)
+        ids = np.rint(rows[:, 0])
+        per_image = [rows[ids == b] for b in range(x.shape[0])]
+        out = np.zeros((x.shape[0], max(1, *(len(r) for r in per_image)), 7), np.float32)
+        for b, found in enumerate(per_image):
+            out[b, : len(found)] = found
+            out[b, : len(found), 0] = 0  # each image's rows are image 0 of its own request
+        return {"output": out}
 
     def close(self):
         self.net = None

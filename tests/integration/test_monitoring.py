@@ -115,6 +115,14 @@ def cameras(server, exported, tmp_path_factory):
                    "--detections", str(out / f"{mode}.jsonl")]
         procs[mode] = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=open(out / f"{mode}.log", "wb"),
                                        stdin=subprocess.DEVNULL, env=env, text=True)
+    deadline = time.monotonic() + 120
+    for mode, port in ports.items():  # up and serving metrics: its SIGTERM handler is in place
+        while procs[mode].poll() is None and time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.2)
     yield ports
     summaries = {}
     for mode, proc in procs.items():

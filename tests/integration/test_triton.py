@@ -3,7 +3,7 @@
 Uses the session fixtures of ``tests/integration/conftest.py`` (a tiny untrained codec and
 the offline YOLO person detector exported into a temporary repository, one server on free
 ports) and calls both ensembles over gRPC: the anoncodec.contract contract, the
-same results as the in-process pipeline (EdgeEncoder + ONNX Runtime decoder + YoloPersonDetector),
+same results as the in-process pipeline (EdgeEncoder + ONNX Runtime decoder + the served SSD detector),
 and one error response per bad request while the server stays up.
 """
 
@@ -41,12 +41,12 @@ def client(server):
 def reference(exported):
     """The in-process pipeline the ensembles must reproduce."""
     from anoncodec.detectors._onnx import ort_session
-    from anoncodec.detectors.person import YoloPersonDetector
+    from anoncodec.detectors.ssd import SsdPersonDetector
     from anoncodec.edge import EdgeEncoder
 
     encoder = EdgeEncoder(exported / "onnx" / "encoder.onnx", exported / "onnx" / "tables.npz")
     decoder = ort_session(exported / "onnx" / "decoder.onnx")
-    detector = YoloPersonDetector()
+    detector = SsdPersonDetector()  # the served default, at its 300x300
 
     def decode(packet):
         (stream,) = packet.streams
@@ -129,7 +129,7 @@ def test_detector_stages_find_the_same_persons(client, reference):
 
     _, _, detector = reference
     frame = _frame()
-    images, params = letterbox(frame, 640)
+    images, params = letterbox(frame, detector.input_hw)
     output = _infer(client, "detector", "detector_images", images, "FP32").as_numpy("detector_output")
     inputs = []
     for name, array, dtype in (("detector_postprocess_output", output, "FP32"),

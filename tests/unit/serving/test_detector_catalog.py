@@ -126,6 +126,13 @@ def test_ssd_served_finds_the_persons_of_a_sample(tmp_path, ssd_installed, size)
     assert len(reference) >= 2  # the two players
     np.testing.assert_allclose(found["detector_postprocess_boxes"], reference[:, :4], atol=0.5)
     np.testing.assert_allclose(found["detector_postprocess_scores"], reference[:, 4], atol=1e-4)
+    # a batch (Triton's dynamic batcher): each image gets its own rows, as image 0
+    gray = np.full_like(images, 0.5)
+    both = detector({"detector_images": np.concatenate([gray, images])})["detector_output"]
+    assert both.shape[0] == 2 and not (both[0, :, 2] > 0.25).any()
+    batched = _stage(tmp_path, "detector_postprocess")({"detector_postprocess_output": both[1:],
+                                                        "detector_postprocess_letterbox": letterbox_to_array(params)})
+    np.testing.assert_allclose(batched["detector_postprocess_boxes"], reference[:, :4], atol=0.5)
     # a bad request is that request's error, not a crash
     from anoncodec.errors import InvalidRequestError
 
