@@ -218,7 +218,7 @@ def test_cli_checkpoints_table(capsys):
     assert main(["checkpoints"]) == 0
     out = capsys.readouterr().out
     for entry in list_checkpoints():
-        [line] = [row for row in out.splitlines() if f" {entry.name} " in row]
+        [line] = [row for row in out.splitlines() if row[1:].split()[:1] == [entry.name]]  # the name column
         assert line.startswith("*") == entry.is_default
         assert entry.path.name in line and entry.config in line and entry.description in line
     assert "$ANONCODEC_CHECKPOINT unset" in out
