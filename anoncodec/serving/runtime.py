@@ -254,7 +254,9 @@ class OnnxStage(Stage):
         from anoncodec.detectors._onnx import ort_session
 
         path = _file(self.version_dir, "model.onnx", self.name)
-        self.session = ort_session(path, threads=_int(self.params, "intra_op_threads", 0) or None)
+        # "execution_providers": e.g. "CUDAExecutionProvider,CPUExecutionProvider" with onnxruntime-gpu
+        providers = [p for p in str(self.params.get("execution_providers", "")).split(",") if p]
+        self.session = ort_session(path, providers or None, threads=_int(self.params, "intra_op_threads", 0) or None)
         names = [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()]
         if names != (self.input_names, self.output_names):
             raise ExportError(f"{path} has inputs {names[0]} and outputs {names[1]}; expected "
