@@ -78,6 +78,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--slo-ms", type=float, default=2500.0)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "throughput_levers"),
                    help="output folder (repositories and Locust files under it; the tables too)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the levers of an earlier OUT/throughput_levers.json that this run does not measure "
+                   "(e.g. to measure one lever again)")
     p.add_argument("--log-level", default="WARNING")
     return p.parse_args(argv)
 
@@ -185,6 +188,12 @@ def run(args: argparse.Namespace, command: str) -> int:
             continue
         results.append(measure(name, flags, args, clip, out))
         print(render(results[-1:], args.slo_ms), flush=True)
+    previous = out / "throughput_levers.json"
+    if args.keep and previous.is_file():
+        measured = {r["lever"] for r in results}
+        kept = [r for r in json.loads(previous.read_text())["results"] if r["lever"] not in measured]
+        order = [name for name in LEVERS] + [r["lever"] for r in results if r["lever"] not in LEVERS]
+        results = sorted(kept + results, key=lambda r: order.index(r["lever"]) if r["lever"] in order else len(order))
     table = render(results, args.slo_ms)
     record = {"benchmark": "throughput_levers", "command": command, **environment(),
               "frame": f"{args.width}x{args.height}", "slo_ms": args.slo_ms, "results": results}
