@@ -12,7 +12,8 @@ writes:
   ``labels.json`` (the test split never travels);
 - ``.gpu/configs/<point>.toml``: every ladder config with the GPU's steps, batch and crop,
   data pointing into ``.gpu/data`` and ``init_from`` pointing at the GPU run's own parent
-  (``PARENT``: the trunk and plain-RD from the base, the rungs from the trunk);
+  (``PARENT``: the trunk and plain-RD from the base, ``trunk-high``, ``low`` and ``mid`` from
+  the trunk, ``high`` from ``trunk-high``);
 - ``.gpu/wheels/``: compressai and constriction for the device's Python (cp312), taken
   with ``pip download`` here.
 """
@@ -29,12 +30,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-POINTS = ("base", "trunk", "low", "mid", "high", "plain-rd")
+POINTS = ("base", "trunk", "trunk-high", "low", "mid", "high", "plain-rd")
 #: the run each point is fine-tuned from (the base trains from scratch)
-PARENT = {"trunk": "base", "plain-rd": "base", "low": "trunk", "mid": "trunk", "high": "trunk"}
+PARENT = {"trunk": "base", "plain-rd": "base", "trunk-high": "trunk", "low": "trunk", "mid": "trunk",
+          "high": "trunk-high"}
 #: per config: GPU steps; sized so the six runs fit in about 8 minutes of an H200
 #: (tools/gpu_ladder.sh)
-GPU_STEPS = {"base": 2500, "trunk": 3000, "low": 800, "mid": 800, "high": 800, "plain-rd": 500}
+GPU_STEPS = {"base": 2500, "trunk": 3000, "trunk-high": 2000, "low": 800, "mid": 800, "high": 800,
+             "plain-rd": 500}
 WHEELS = ("compressai==1.2.8", "constriction==0.4.1")
 _PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
               "manylinux2014_x86_64", "manylinux1_x86_64")

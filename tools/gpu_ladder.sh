@@ -8,7 +8,7 @@
 #                     <point>_val.csv and gpu_ladder.log; copy the .pt files to anoncodec/weights/.
 #
 # "base" trains from scratch; the "trunk" (plain RD + person term) and the plain-RD reference
-# are fine-tuned from it, the gated rungs "low", "mid", "high" from the trunk
+# are fine-tuned from it, "trunk-high", "low" and "mid" from the trunk, "high" from trunk-high
 # (configs/ladder/*.toml; steps/batch/crop and parents set by tools/gpu_bundle.py). Never
 # needed by CI or the README's commands.
 set -euo pipefail
@@ -25,7 +25,7 @@ else
 fi
 export PYTHONUNBUFFERED=1 XDG_CACHE_HOME=/tmp/cache MPLCONFIGDIR=/tmp/cache/mpl
 python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name(0))"
-for point in base trunk low mid high plain-rd; do
+for point in base trunk trunk-high low mid high plain-rd; do
   start=$(date +%s)
   python3 -m anoncodec.cli.main train --config .gpu/configs/$point.toml --no-progress
   echo "$point: $(( $(date +%s) - start )) s"

@@ -20,7 +20,7 @@ def _bundle():
     return module
 
 
-@pytest.mark.parametrize("point", ["base", "trunk", "low", "mid", "high", "plain-rd"])
+@pytest.mark.parametrize("point", ["base", "trunk", "trunk-high", "low", "mid", "high", "plain-rd"])
 def test_gpu_config_keeps_the_objective_and_changes_only_the_run(point):
     bundle = _bundle()
     text = (REPO / "configs" / "ladder" / f"{point}.toml").read_text()
@@ -30,6 +30,6 @@ def test_gpu_config_keeps_the_objective_and_changes_only_the_run(point):
     assert (gpu.steps, gpu.batch_size, gpu.crop_size, gpu.device) == (123, 16, 256, "cuda")
     assert gpu.out_dir == f"../runs/{point}"
     assert [d.kind for d in gpu.data] == ["labeled"] and gpu.data[0].path == "../data/labels.json"
-    parent = {"base": None, "trunk": "base", "plain-rd": "base"}.get(point, "trunk")
+    parent = {"base": None, "trunk": "base", "plain-rd": "base", "high": "trunk-high"}.get(point, "trunk")
     assert gpu.init_from == ("" if parent is None else f"../runs/{parent}/last.pt")
     assert set(bundle.GPU_STEPS) == set(bundle.POINTS)
