@@ -436,7 +436,7 @@ def _check_codec_batching(repo: Path) -> None:
 def _copy_ssd_detector(repo: Path, info: DetectorInfo, options: RepositoryOptions) -> None:
     """Copy an SSD graph into ``detector/1/`` (``model.pb``, ``model.pbtxt``), drop an ONNX
     file left there by an earlier export, and check that the copy loads and answers like
-    the source. Its stage runs requests one at a time, so there is no batch error to measure."""
+    the source (on one image: unlike an ONNX detector, no batch error is measured)."""
     from anoncodec.serving.runtime import SSD_DETECTOR_FILES, SsdDetector
 
     if options.max_batch:

@@ -169,18 +169,13 @@ class DetectorAgreement:
 def check_agreement(fp32: str | Path, int8: str | Path, frames: Iterable[np.ndarray],
                     person_classes: Sequence[int], conf: float = 0.25, iou: float = 0.45) -> DetectorAgreement:
     """Run both YOLO-format detectors on ``frames`` (uint8 RGB) and match their persons."""
-    from anoncodec.detectors._onnx import ort_session
     from anoncodec.detectors.nms import match_boxes
-    from anoncodec.detectors.person import decode_yolo, letterbox
+    from anoncodec.detectors.person import YoloPersonDetector
 
-    sessions = [ort_session(p) for p in (fp32, int8)]
-    shape = sessions[0].get_inputs()[0].shape
-    size = (int(shape[2]), int(shape[3]))
+    detectors = [YoloPersonDetector(p, person_classes, iou) for p in (fp32, int8)]
     count = reference = detections = matched = 0
     for frame in frames:
-        x, params = letterbox(frame, size)
-        found = [decode_yolo(s.run(None, {s.get_inputs()[0].name: x})[0], params, conf, iou, person_classes)[:, :4]
-                 for s in sessions]
+        found = [d.detect(frame, conf)[:, :4] for d in detectors]
         count += 1
         reference += len(found[0])
         detections += len(found[1])
