@@ -140,7 +140,7 @@ def run(args: argparse.Namespace, command: str) -> int:
         for name, path, shapes, what in _models(args, Path(tmp)):
             session = ort_session(path, None, args.threads or None)
             feed = {i.name: _random_input(i.type, shapes[i.name]) for i in session.get_inputs()}
-            cost = graph_cost(path, shapes, feed if "SSD" in name else None)
+            cost = graph_cost(path, shapes, feed)
             stats = time_call(lambda s=session, f=feed: s.run(None, f), args.warmup, args.repeats)
             rows.append({"model": name, "input": what, "gflops": round(cost.gflops, 3),
                          "by_op_gmacs": {k: round(v / 1e9, 3) for k, v in cost.by_op.items()},

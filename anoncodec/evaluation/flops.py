@@ -94,8 +94,9 @@ def graph_cost(path: str | Path, shapes: dict[str, tuple[int, ...]], feed: dict[
     Args:
         path: the ONNX file.
         shapes: input name -> shape.
-        feed: input name -> array, to take the shapes shape inference leaves unknown from
-            one ONNX Runtime run instead (a TensorFlow graph that resizes its input inside).
+        feed: input name -> array: when shape inference leaves a counted operator's shapes
+            unknown (a TensorFlow graph that resizes its input inside), one ONNX Runtime run
+            on it tells them.
 
     Raises:
         ValueError: an input's shape is missing or has the wrong rank, or neither shape
@@ -108,8 +109,10 @@ def graph_cost(path: str | Path, shapes: dict[str, tuple[int, ...]], feed: dict[
     graph = model.graph
     known = {v.name: _dims(v) for v in (*graph.input, *graph.value_info, *graph.output)}
     known.update({i.name: list(i.dims) for i in graph.initializer})
-    if feed is not None:
-        known.update(_run_shapes(model, feed))
+    if feed is not None and any(known.get(n) is None for node in graph.node if node.op_type in COUNTED
+                                for n in (node.input[0], node.output[0])):
+        ran = _run_shapes(model, feed)
+        known.update({name: dims for name, dims in ran.items() if known.get(name) is None})
     by_op: Counter[str] = Counter()
     uncounted: Counter[str] = Counter()
     for node in graph.node:
