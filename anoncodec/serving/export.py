@@ -291,7 +291,7 @@ def export_repository(
     ssd = options.detector_kind == "ssd"
     if ssd and int8:
         raise ExportError("--int8 quantizes an ONNX detector with ONNX Runtime; the ssd detector runs on "
-                          "OpenCV DNN (serve it in fp32: it is already ~8x faster than the default)")
+                          "OpenCV DNN (serve it in fp32: it is already ~8x faster than fall-yolov8s)")
     if ssd and options.backend != "python":
         logger.warning("the ssd detector runs on OpenCV DNN in the python backend; only encoder and decoder "
                        "use --backend %s", options.backend)
