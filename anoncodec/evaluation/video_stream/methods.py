@@ -225,15 +225,12 @@ def _check_stream(value: str) -> str:
 
 def _stream(guarded: bool) -> Callable[[str, MethodContext], StreamCoder]:
     def build(value: str, context: MethodContext) -> StreamCoder:
-        import dataclasses
-
         from anoncodec.edge.guard import FaceGuard, GuardConfig
         from anoncodec.evaluation.stream_method import stream_method
         from anoncodec.replenish import ReplenishConfig
 
         checkpoint, threshold = _stream_value(value)
-        config = ReplenishConfig() if threshold is None else dataclasses.replace(ReplenishConfig(),
-                                                                                 threshold=threshold)
+        config = ReplenishConfig() if threshold is None else ReplenishConfig(threshold=threshold)
         guard = FaceGuard(GuardConfig(), detector=context.face_detector()) if guarded else None
         return intra_coder(stream_method(checkpoint, context.device, guard, config), context.progress)
 
